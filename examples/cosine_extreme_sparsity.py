@@ -57,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=10, help="CTRE-seq: stalled epochs before random growth")
     p.add_argument("--samples", type=int, default=4096, help="training samples behind the cosine/gradient scores")
     p.add_argument("--regrow-init", default="zeros", help="regrown weights: zeros (SET's Keras code), kaiming_uniform")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True, help="z-score features")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--bootstrap", type=int, default=250, help="report's scale-free bootstrap; 0 skips the report")
@@ -79,7 +80,7 @@ def train(rule_name: str, dataset: str, sizes: list, data, args, seed: int, run_
     evolver = topo.Evolver(model, RULES[rule_name](args), seed=seed, max_samples=args.samples)
     config = {"dataset": dataset, "rule": rule_name, "example": "cosine_extreme_sparsity", "epsilon": args.epsilon,
               "zeta": args.zeta, "mode": args.mode, "patience": args.patience, "samples": args.samples,
-              "regrow_init": args.regrow_init}
+              "regrow_init": args.regrow_init, "standardize": args.standardize}
     if (run_dir / "checkpoint.pt").exists():  # continue a run only if it was started with the same settings
         saved = json.loads((run_dir / "config.json").read_text())
         if any(saved.get(k) != v for k, v in config.items()):
@@ -117,7 +118,10 @@ def main(argv=None) -> int:
         info = datasets.info(name)
         X, y = datasets.load(name, "train")
         tr, va = datasets.stratified_split(y.numpy(), 0.1, seed=0)
-        data = (X[tr], y[tr]), (X[va], y[va]), datasets.load(name, "test")
+        Xte, yte = datasets.load(name, "test")
+        Xtr, Xva = X[tr], X[va]  # standardised with statistics of the training part only
+        Xtr, Xva, Xte = datasets.standardize(Xtr, Xva, Xte) if args.standardize else (Xtr, Xva, Xte)
+        data = (Xtr, y[tr]), (Xva, y[va]), (Xte, yte)
         sizes = [info.n_features, *hidden, info.n_classes]
         for seed in range(args.seeds):
             for rule_name in rules:

@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--epsilon", type=float, default=20.0, help="SET's ε (density of the sparse layers)")
     p.add_argument("--zeta", type=float, default=0.3, help="fraction of weights SET rewires per epoch")
     p.add_argument("--regrow-init", default="zeros", help="regrown weights: zeros (SET's Keras code), kaiming_uniform")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True, help="z-score features")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--bootstrap", type=int, default=250, help="report's scale-free bootstrap; 0: no report")
@@ -83,7 +84,7 @@ def train(kind: str, dataset: str, sizes: list, data, args, seed: int, run_dir: 
     model, evolver = build(kind, sizes, args, seed)
     config = {"dataset": dataset, "variant": kind, "example": "set_vs_dense", "dropout": DROPOUT,
               "epsilon": None if kind == "dense" else args.epsilon, "zeta": args.zeta if kind == "set" else None,
-              "regrow_init": args.regrow_init if kind == "set" else None}
+              "regrow_init": args.regrow_init if kind == "set" else None, "standardize": args.standardize}
     trainer = topo.Trainer(model, optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=evolver,
                            epochs=args.epochs, batch_size=args.batch_size, seed=seed, out_dir=run_dir,
                            resume=resumable(run_dir, config), progress=False, run_config=config)
@@ -117,7 +118,9 @@ def main(argv=None) -> int:
     hidden, models = [int(h) for h in args.hidden.split(",")], [m.strip() for m in args.models.split(",")]
     for name in [d.strip() for d in args.datasets.split(",")]:
         info = datasets.info(name)
-        data = datasets.load(name, "train"), datasets.load(name, "test")
+        (X, y), (Xt, yt) = datasets.load(name, "train"), datasets.load(name, "test")
+        X, Xt = datasets.standardize(X, Xt) if args.standardize else (X, Xt)
+        data = (X, y), (Xt, yt)
         sizes = [info.n_features, *hidden, info.n_classes]
         for seed in range(args.seeds):
             for kind in models:

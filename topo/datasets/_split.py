@@ -15,7 +15,7 @@ import numpy as np
 
 from topo.errors import DatasetError
 
-__all__ = ["stratified_split", "minmax_scale", "remap_labels"]
+__all__ = ["stratified_split", "minmax_scale", "standardize", "remap_labels"]
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -105,6 +105,41 @@ def minmax_scale(X: np.ndarray) -> np.ndarray:
     span = X.max(axis=0) - lo
     span[span == 0] = 1.0
     return ((X - lo) / span).astype(np.float32)
+
+
+def standardize(train, *others, eps: float = 1e-4):
+    """Zero mean and unit variance per feature, with statistics of ``train`` only.
+
+    The preprocessing of SET's reference code: ``(X - mean) / (std + eps)`` with the
+    training split's mean and std applied to every split (so no test statistics leak
+    in). Constant features become 0. Accepts and returns torch tensors or numpy
+    arrays (float32 for numpy input; torch input keeps its dtype); returns a tuple
+    ``(train, *others)``.
+
+    Examples
+    --------
+    >>> tr, te = standardize(np.array([[0.0, 1.0], [2.0, 1.0]]), np.array([[3.0, 1.0]]))
+    >>> tr.round(3).tolist(), te.round(3).tolist()
+    ([[-1.0, 0.0], [1.0, 0.0]], [[2.0, 0.0]])
+    """
+    if eps <= 0:
+        raise DatasetError(f"eps must be positive, got {eps!r}")
+    arrays = (train, *others)
+    if any(np.ndim(a) != 2 or np.shape(a)[1] != np.shape(train)[1] for a in arrays):
+        raise DatasetError(f"standardize needs 2-D arrays with the same number of columns, got shapes "
+                           f"{[tuple(np.shape(a)) for a in arrays]}")
+    ref = np.asarray(train.detach().cpu() if hasattr(train, "detach") else train, dtype=np.float64)
+    mean, std = ref.mean(axis=0), ref.std(axis=0)
+    out = []
+    for a in arrays:
+        if hasattr(a, "detach"):  # a torch tensor: same dtype and device out
+            import torch
+            m = torch.as_tensor(mean, dtype=a.dtype, device=a.device)
+            s = torch.as_tensor(std + eps, dtype=a.dtype, device=a.device)
+            out.append((a - m) / s)
+        else:
+            out.append(((np.asarray(a, dtype=np.float64) - mean) / (std + eps)).astype(np.float32))
+    return tuple(out)
 
 
 def remap_labels(y) -> np.ndarray:

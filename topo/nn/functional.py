@@ -4,7 +4,8 @@ Every function computes ``y = x · Wᵀ + b`` for a weight ``W`` of shape
 ``(n_out, n_in)`` given only by its edge values (``values``, aligned with a
 :class:`~topo.LayerGraph`'s ``(dst, src)`` order) and a cached edge structure.
 
-* :func:`csr_linear` — CSR products (MKL on CPU, cuSPARSE on CUDA). Backward
+* :func:`csr_linear` — CSR products: topo's own kernels on CPU
+  (:mod:`topo.nn.kernels`, torch's MKL ops as the fallback), cuSPARSE on CUDA. Backward
   computes ``dx`` through the transposed structure (a cached permutation of the
   values, no re-sort per step) and ``dvalues`` by a sampled dense-dense product
   at the edges only. Nothing of size ``n_in · n_out`` is allocated.
@@ -25,6 +26,8 @@ from __future__ import annotations
 import warnings
 
 import torch
+
+from . import kernels
 
 # torch prints a one-time "beta" notice at the first CSR tensor; every CSR op used here is stable API.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
@@ -116,8 +119,10 @@ class _CsrLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, values, bias, st: CsrStructure):
         xt = x.t().contiguous()                       # free when x is a transposed view
-        w = st.matrix(values)
-        yt = _spmm(w, xt, bias)
+        if kernels.supports(xt, values):
+            yt = kernels.spmm(st.crow, st.col, values, xt, bias)
+        else:
+            yt = _spmm(st.matrix(values), xt, bias)
         ctx.st = st
         ctx.has_bias = bias is not None
         ctx.save_for_backward(xt, values)
@@ -130,6 +135,15 @@ class _CsrLinear(torch.autograd.Function):
         st: CsrStructure = ctx.st
         gyt = gy.t().contiguous()                     # free when gy is a transposed view
         gx = gv = gb = None
+        if kernels.supports(gyt, xt, values):
+            if ctx.needs_input_grad[0]:
+                # Wᵀ · dYᵀ reads W's values through the cached permutation, in place.
+                gx = kernels.spmm(st.crow_t, st.col_t, values, gyt, perm=st.perm).t()
+            if ctx.needs_input_grad[1]:
+                gv = kernels.sddmm(st.crow, st.col, gyt, xt)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                gb = gyt.sum(1)
+            return gx, gv, gb, None
         if ctx.needs_input_grad[0]:
             gx = _spmm(st.matrix_t(values), gyt).t()
         if ctx.needs_input_grad[1]:

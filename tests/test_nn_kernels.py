@@ -1,0 +1,112 @@
+"""topo's CPU CSR kernels against dense references, and the csr backend with and without them."""
+
+import pytest
+import torch
+
+import topo
+from topo.nn import kernels
+
+pytest.importorskip("numba", reason="topo's CPU kernels need numba (a core dependency: pip install -e .)")
+
+
+def _random_csr(n_rows, n_cols, density, dtype, index_dtype, seed, hub_row=None):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(n_rows, n_cols, generator=g) < density
+    mask[0] = False                                   # an empty row
+    if hub_row is not None:
+        mask[hub_row] = True                          # a hub: every column
+    dense = torch.randn(n_rows, n_cols, generator=g, dtype=dtype) * mask
+    csr = dense.to_sparse_csr()
+    crow, col = csr.crow_indices().to(index_dtype), csr.col_indices().to(index_dtype)
+    return dense, crow, col, csr.values().clone()
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+@pytest.mark.parametrize("width", [1, 7, 128])
+def test_spmm_matches_dense(dtype, index_dtype, width, threads):
+    dense_w, crow, col, values = _random_csr(53, 41, 0.15, dtype, index_dtype, seed=width, hub_row=7)
+    x = torch.randn(41, width, dtype=dtype)
+    bias = torch.randn(53, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kernels.spmm(crow, col, values, x), dense_w @ x, **tol)
+    torch.testing.assert_close(kernels.spmm(crow, col, values, x, bias=bias), dense_w @ x + bias[:, None], **tol)
+
+
+def test_spmm_perm_reads_values_through_the_permutation(threads):
+    dense_w, crow, col, values = _random_csr(30, 20, 0.3, torch.float64, torch.int32, seed=3)
+    perm = torch.randperm(values.numel(), generator=torch.Generator().manual_seed(0))
+    shuffled = torch.empty_like(values)
+    shuffled[perm] = values                           # values[k] == shuffled[perm[k]]
+    x = torch.randn(20, 5, dtype=torch.float64)
+    torch.testing.assert_close(kernels.spmm(crow, col, shuffled, x, perm=perm.to(torch.int32)), dense_w @ x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("width", [1, 3, 128])
+def test_sddmm_matches_dense(dtype, width, threads):
+    dense_w, crow, col, _ = _random_csr(47, 35, 0.2, dtype, torch.int32, seed=width, hub_row=5)
+    a = torch.randn(47, width, dtype=dtype)
+    b = torch.randn(35, width, dtype=dtype)
+    rows = torch.repeat_interleave(torch.arange(47), crow[1:].long() - crow[:-1].long())
+    expected = (a @ b.t())[rows, col.long()]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kernels.sddmm(crow, col, a, b), expected, **tol)
+
+
+def test_empty_operands():
+    crow = torch.zeros(4, dtype=torch.int32)
+    col = torch.zeros(0, dtype=torch.int32)
+    out = kernels.spmm(crow, col, torch.zeros(0), torch.randn(5, 2), bias=torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(out, torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
+    assert kernels.sddmm(crow, col, torch.randn(3, 2), torch.randn(5, 2)).numel() == 0
+
+
+def test_supports_only_cpu_floating_tensors():
+    assert kernels.supports(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+    assert not kernels.supports(torch.zeros(2, dtype=torch.float16))
+    previous = kernels.set_enabled(False)
+    try:
+        assert not kernels.enabled() and not kernels.supports(torch.zeros(2))
+    finally:
+        kernels.set_enabled(previous)
+
+
+def _step(mod, x):
+    x = x.clone().requires_grad_()
+    y = mod(x)
+    (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+    return y.detach(), x.grad, mod.weight.grad.clone(), mod.bias.grad.clone()
+
+
+def test_csr_backend_same_with_and_without_kernels(threads):
+    mod = topo.nn.SparseLinear(120, 90, epsilon=6, seed=0, backend="csr")
+    x = torch.randn(33, 120, generator=torch.Generator().manual_seed(1))
+    with_kernels = _step(mod, x)
+    mod.zero_grad()
+    previous = kernels.set_enabled(False)
+    try:
+        torch_ops = _step(mod, x)
+    finally:
+        kernels.set_enabled(previous)
+    for a, b in zip(with_kernels, torch_ops):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_csr_backend_gradcheck_through_kernels():
+    assert kernels.enabled()
+    mod = topo.nn.SparseLinear(9, 7, epsilon=2, seed=0, backend="csr").double()
+    x = torch.randn(4, 9, dtype=torch.float64, requires_grad=True)
+    fn = topo.nn.csr_linear
+    st = mod.csr_structure()
+    w = mod.weight.detach().clone().requires_grad_()
+    b = mod.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, w, b: fn(x, w, b, st), (x, w, b))
