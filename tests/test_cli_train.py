@@ -164,3 +164,18 @@ def test_bench_training_runs_small(tmp_path, capsys):
     assert res["sizes"] == [12, 16, 16, 3] and len(res["set_epoch_s"]) == 2 and len(res["dense_epoch_s"]) == 1
     assert res["edges"]["dense"] == 12 * 16 + 16 * 16 + 16 * 3 > res["edges"]["set"]
     assert res["speedup"] == res["dense_epoch_median_s"] / res["set_epoch_median_s"]
+
+
+def test_standardize_is_recorded_changes_inputs_and_survives_resume(tmp_path):
+    raw, std, part = tmp_path / "raw", tmp_path / "std", tmp_path / "part"
+    assert train(raw, "--epochs", "2", "--rule", "static") == 0
+    assert train(std, "--epochs", "2", "--rule", "static", "--standardize") == 0
+    assert json.loads((std / "config.json").read_text())["standardize"] is True
+    assert json.loads((raw / "config.json").read_text())["standardize"] is False
+    m_raw, m_std = pd.read_csv(raw / "metrics.csv"), pd.read_csv(std / "metrics.csv")
+    assert m_raw.train_loss.iloc[0] != m_std.train_loss.iloc[0]   # the model saw other inputs
+    # a resumed run standardises again (the flag comes from config.json): same as one uninterrupted run
+    assert train(part, "--epochs", "1", "--rule", "static", "--standardize") == 0
+    assert main(["train", "--out", str(part), "--resume", "--epochs", "2", "--quiet"]) == 0
+    m_part = pd.read_csv(part / "metrics.csv")
+    pd.testing.assert_frame_equal(m_part.drop(columns=TIMINGS), m_std.drop(columns=TIMINGS))

@@ -110,3 +110,16 @@ def test_csr_backend_gradcheck_through_kernels():
     w = mod.weight.detach().clone().requires_grad_()
     b = mod.bias.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda x, w, b: fn(x, w, b, st), (x, w, b))
+
+
+def test_first_use_keeps_the_torch_thread_setting():
+    # numba's OpenMP pool resets the process's OpenMP thread count when it starts; topo puts back
+    # the user's torch.set_num_threads (a fresh process: the pool starts only once per process).
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1); from topo.nn import kernels; "
+            "kernels.spmm(torch.tensor([0, 1]), torch.tensor([0]), torch.tensor([1.0]), torch.ones(1, 2)); "
+            "import numba; print(torch.get_num_threads(), numba.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "1"]

@@ -8,7 +8,7 @@ import torch
 import topo
 from topo.errors import TopologyError
 from topo.nn import SparseLinear, SparseMLP, choose_backend
-from topo.nn.backends import CPU_BREAK_EVEN_DENSITY, DENSE_MAX_CELLS
+from topo.nn.backends import CPU_BREAK_EVEN_DENSITY, CPU_TORCH_OPS_BREAK_EVEN_DENSITY, DENSE_MAX_CELLS
 
 
 def _topology(seed=0):
@@ -135,6 +135,19 @@ def test_auto_rule():
     assert choose_backend(1000, 1000, 10_000, "cuda") == "csr"
     model = topo.compile(topo.erdos_renyi([64, 100, 10], density=[0.5, 0.01], seed=0))
     assert [m.active_backend for m in model.sparse_layers] == ["dense", "csr"]
+
+
+def test_auto_rule_follows_the_cpu_kernels_switch():
+    from topo.nn import kernels
+
+    between = int(1e6 * (CPU_TORCH_OPS_BREAK_EVEN_DENSITY + CPU_BREAK_EVEN_DENSITY) / 2)
+    previous = kernels.set_enabled(True)
+    try:
+        assert choose_backend(1000, 1000, between) == ("csr" if kernels.enabled() else "dense")
+        kernels.set_enabled(False)          # torch's slower CSR ops: dense wins from a lower density
+        assert choose_backend(1000, 1000, between) == "dense"
+    finally:
+        kernels.set_enabled(previous)
 
 
 def test_bench_layers_cli(tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto"}
+            "backend": "auto", "standardize": False}
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                     "but the last. Writes DIR/config.json, metrics.csv, topology.npz, history.npz and "
                     "checkpoint.pt (every epoch); --resume continues a run bit-identically.")
     p.add_argument("--dataset", help="digits, mnist, fashion-mnist, coil20, synthetic[:k=v,...], mat:PATH")
+    p.add_argument("--standardize", action="store_true", default=None,
+                   help="z-score every feature with the training split's mean and std (SET's reference "
+                        "preprocessing; default: features as loaded, in [0, 1])")
     p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
@@ -177,6 +180,9 @@ def _train(args) -> int:
     if not args.resume and main:
         _runs.check_run_dir(args.out, resume=False)  # fail before loading data (the Trainer checks again)
     train, test = datasets.load(s["dataset"], "train"), datasets.load(s["dataset"], "test")
+    if s["standardize"]:
+        xs = datasets.standardize(train[0], test[0])
+        train, test = (xs[0], train[1]), (xs[1], test[1])
     sizes = [info.n_features, *hidden, info.n_classes]
     model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
                         activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"])

@@ -13,11 +13,13 @@ The auto rule (constants measured on the development machine, see
 (at most :data:`DENSE_MAX_CELLS` cells, so the dense fallback never costs much
 memory) *and* its density is above the device's break-even density, where the
 three dense GEMMs of a training step become cheaper than the three sparse
-products; every other layer runs ``"csr"``. On CPU the CSR products run at about a
-fifth of the dense GEMM rate, and the dense backend also pays for scattering the
-values; csr and dense cross between densities 0.2 and 0.5 (by size and thread
-count), hence :data:`CPU_BREAK_EVEN_DENSITY` = 0.25. On CUDA cuSPARSE trails cuBLAS
-by more; :data:`CUDA_BREAK_EVEN_DENSITY` is an estimate, not yet measured.
+products; every other layer runs ``"csr"``. On CPU, with topo's kernels
+(:mod:`topo.nn.kernels`), csr and dense cross between densities 0.3 and 0.9 (0.3–0.5
+at 4000 neurons, 0.5–0.9 at 300–1000, by thread count), hence
+:data:`CPU_BREAK_EVEN_DENSITY` = 0.4; with torch's own CSR ops (kernels off) they
+crossed between 0.2 and 0.5, hence :data:`CPU_TORCH_OPS_BREAK_EVEN_DENSITY` = 0.25.
+On CUDA cuSPARSE trails cuBLAS by more; :data:`CUDA_BREAK_EVEN_DENSITY` is an
+estimate, not yet measured.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ import torch
 from ..errors import TopologyError
 
 __all__ = ["BACKENDS", "BackendUnavailableError", "check_backend", "choose_backend", "resolve_backend",
-           "torch_sparse_available", "CPU_BREAK_EVEN_DENSITY", "CUDA_BREAK_EVEN_DENSITY", "DENSE_MAX_CELLS"]
+           "torch_sparse_available", "CPU_BREAK_EVEN_DENSITY", "CPU_TORCH_OPS_BREAK_EVEN_DENSITY",
+           "CUDA_BREAK_EVEN_DENSITY", "DENSE_MAX_CELLS"]
 
 BACKENDS = ("auto", "csr", "dense", "torch_sparse")
 
 #: Above this density (and below DENSE_MAX_CELLS) "auto" picks "dense" on CPU.
-CPU_BREAK_EVEN_DENSITY = 0.25
+CPU_BREAK_EVEN_DENSITY = 0.4
+#: The same when topo's CPU kernels are off (torch's CSR ops are slower, so dense wins sooner).
+CPU_TORCH_OPS_BREAK_EVEN_DENSITY = 0.25
 #: Above this density (and below DENSE_MAX_CELLS) "auto" picks "dense" on CUDA.
 CUDA_BREAK_EVEN_DENSITY = 0.05
 #: "auto" never picks "dense" for a layer whose dense matrix has more cells than this (64 MiB in float32).
@@ -74,7 +79,11 @@ def choose_backend(n_in: int, n_out: int, num_edges: int, device: torch.device |
     cells = n_in * n_out
     if cells > DENSE_MAX_CELLS or cells == 0:
         return "csr"
-    threshold = CUDA_BREAK_EVEN_DENSITY if torch.device(device).type == "cuda" else CPU_BREAK_EVEN_DENSITY
+    if torch.device(device).type == "cuda":
+        threshold = CUDA_BREAK_EVEN_DENSITY
+    else:
+        from . import kernels
+        threshold = CPU_BREAK_EVEN_DENSITY if kernels.enabled() else CPU_TORCH_OPS_BREAK_EVEN_DENSITY
     return "dense" if num_edges / cells > threshold else "csr"
 
 

@@ -71,7 +71,7 @@ class CsrStructure:
     """
 
     __slots__ = ("n_in", "n_out", "num_edges", "device", "crow", "col", "perm", "crow_t", "col_t",
-                 "src", "dst", "_ts_base")
+                 "src", "dst", "_ts_base", "_host")
 
     def __init__(self, src: torch.Tensor, dst: torch.Tensor, n_in: int, n_out: int,
                  index_dtype: torch.dtype | None = None) -> None:
@@ -90,6 +90,13 @@ class CsrStructure:
         # 4 more bytes per edge for the model's whole life (issue 8, memory-lean large models).
         self.perm = perm.to(idt)
         self._ts_base = None
+        self._host = None
+
+    def host(self) -> tuple:
+        """numpy views of ``(crow, col, crow_t, col_t, perm)`` for the CPU kernels, made once."""
+        if self._host is None:
+            self._host = tuple(t.numpy() for t in (self.crow, self.col, self.crow_t, self.col_t, self.perm))
+        return self._host
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
         """``W`` as a CSR tensor of shape ``(n_out, n_in)``."""
@@ -120,7 +127,8 @@ class _CsrLinear(torch.autograd.Function):
     def forward(ctx, x, values, bias, st: CsrStructure):
         xt = x.t().contiguous()                       # free when x is a transposed view
         if kernels.supports(xt, values):
-            yt = kernels.spmm(st.crow, st.col, values, xt, bias)
+            crow, col = st.host()[:2]
+            yt = kernels.spmm(crow, col, values, xt, bias)
         else:
             yt = _spmm(st.matrix(values), xt, bias)
         ctx.st = st
@@ -136,11 +144,12 @@ class _CsrLinear(torch.autograd.Function):
         gyt = gy.t().contiguous()                     # free when gy is a transposed view
         gx = gv = gb = None
         if kernels.supports(gyt, xt, values):
+            crow, col, crow_t, col_t, perm = st.host()
             if ctx.needs_input_grad[0]:
                 # Wᵀ · dYᵀ reads W's values through the cached permutation, in place.
-                gx = kernels.spmm(st.crow_t, st.col_t, values, gyt, perm=st.perm).t()
+                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm).t()
             if ctx.needs_input_grad[1]:
-                gv = kernels.sddmm(st.crow, st.col, gyt, xt)
+                gv = kernels.sddmm(crow, col, gyt, xt)
             if ctx.has_bias and ctx.needs_input_grad[2]:
                 gb = gyt.sum(1)
             return gx, gv, gb, None

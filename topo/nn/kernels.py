@@ -86,13 +86,13 @@ def _build():
         return bounds
 
     @njit(**opts)
-    def _spmm(crow, col, values, perm, use_perm, dense, bias, use_bias, out, n_chunks):
+    def _spmm(crow, col, values, perm, use_perm, dense, bias, use_bias, out, n_chunks, zero):
         bounds = _chunks(crow, n_chunks)
         width = dense.shape[1]
         for c in prange(n_chunks):
             for r in range(bounds[c], bounds[c + 1]):
                 o = out[r]
-                b0 = bias[r] if use_bias else 0.0
+                b0 = bias[r] if use_bias else zero
                 for j in range(width):
                     o[j] = b0
                 k, end = crow[r], crow[r + 1]
@@ -113,7 +113,8 @@ def _build():
                     k += 1
 
     @njit(**opts)
-    def _sddmm(crow, col, a, b, out, n_chunks):
+    def _sddmm(crow, col, a, b, out, n_chunks, zero):
+        # `zero` carries the dtype: a literal 0.0 (or ar[0] * 0) would make the sums float64.
         bounds = _chunks(crow, n_chunks)
         width = a.shape[1]
         for c in prange(n_chunks):
@@ -122,7 +123,7 @@ def _build():
                 k, end = crow[r], crow[r + 1]
                 while k + 2 <= end:
                     x0, x1 = b[col[k]], b[col[k + 1]]
-                    s0 = s1 = ar[0] * 0
+                    s0 = s1 = zero
                     for j in range(width):
                         s0 += ar[j] * x0[j]
                         s1 += ar[j] * x1[j]
@@ -130,7 +131,7 @@ def _build():
                     k += 2
                 if k < end:
                     x0 = b[col[k]]
-                    s0 = ar[0] * 0
+                    s0 = zero
                     for j in range(width):
                         s0 += ar[j] * x0[j]
                     out[k] = s0
@@ -141,13 +142,25 @@ def _build():
 def _kernels():
     global _compiled
     if _compiled is None:
-        _compiled = _build()
+        threads = torch.get_num_threads()
+        built = _build()
+        # Starting numba's OpenMP pool resets the process's OpenMP thread count, which torch
+        # reads as its own: start it now and put back the user's torch.set_num_threads.
+        from numba.np.ufunc import parallel
+        parallel._launch_threads()
+        torch.set_num_threads(threads)
+        _compiled = built
     return _compiled
+
+
+_last_threads = [0]
 
 
 def _threads(numba) -> int:
     n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
+    if n != _last_threads[0] or numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+        _last_threads[0] = n
     return n
 
 
@@ -156,8 +169,9 @@ def _n_chunks(threads: int, rows: int) -> int:
     return max(1, min(rows, 4 * threads if threads > 1 else 1))
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().numpy()
+def _np(t) -> np.ndarray:
+    # Index arrays may come as numpy views already (CsrStructure caches them: no per-call conversion).
+    return t if isinstance(t, np.ndarray) else t.detach().numpy()
 
 
 _EMPTY = {}
@@ -174,7 +188,8 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: tor
     """``W @ dense (+ bias[:, None])`` for a CSR ``W`` given by ``crow``/``col``/``values``.
 
     ``dense`` is ``(n_cols, batch)``; returns a new ``(n_rows, batch)`` tensor. With
-    ``perm``, entry ``k`` of ``W`` has value ``values[perm[k]]``.
+    ``perm``, entry ``k`` of ``W`` has value ``values[perm[k]]``. The index arrays
+    (``crow``, ``col``, ``perm``) may be CPU tensors or numpy arrays.
 
     Examples
     --------
@@ -185,7 +200,7 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: tor
     """
     numba, k_spmm, _ = _kernels()
     dense = dense.contiguous()
-    rows = crow.numel() - 1
+    rows = len(crow) - 1
     out = dense.new_empty(rows, dense.shape[1])
     if rows == 0 or dense.shape[1] == 0:
         return out
@@ -193,7 +208,7 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: tor
     p = _np(perm) if perm is not None else _empty(idx)
     b = _np(bias) if bias is not None else _empty(_np(values).dtype)
     k_spmm(_np(crow), _np(col), _np(values), p, perm is not None, _np(dense), b, bias is not None,
-           _np(out), _n_chunks(_threads(numba), rows))
+           _np(out), _n_chunks(_threads(numba), rows), _np(out).dtype.type(0))
     return out
 
 
@@ -211,11 +226,12 @@ def sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.Tenso
     """
     numba, _, k_sddmm = _kernels()
     a, b = a.contiguous(), b.contiguous()
-    out = a.new_empty(col.numel())
-    rows = crow.numel() - 1
-    if col.numel() == 0:
+    out = a.new_empty(len(col))
+    rows = len(crow) - 1
+    if len(col) == 0:
         return out
     if a.shape[1] == 0:
         return out.zero_()
-    k_sddmm(_np(crow), _np(col), _np(a), _np(b), _np(out), _n_chunks(_threads(numba), rows))
+    o = _np(out)
+    k_sddmm(_np(crow), _np(col), _np(a), _np(b), o, _n_chunks(_threads(numba), rows), o.dtype.type(0))
     return out
