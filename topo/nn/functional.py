@@ -199,10 +199,14 @@ def torch_sparse_linear(x: torch.Tensor, values: torch.Tensor, bias: torch.Tenso
     if base is None:
         from torch_sparse import SparseTensor
 
-        base = SparseTensor(rowptr=structure.crow.to(torch.int64), col=structure.col.to(torch.int64),
-                            value=None, sparse_sizes=(structure.n_out, structure.n_in), is_sorted=True,
-                            trust_data=True)
-        base.fill_cache_()
+        with warnings.catch_warnings():
+            # torch_sparse warns whenever a storage is built without a layout, which its own
+            # SparseTensor constructor never passes; it says nothing about this use.
+            warnings.filterwarnings("ignore", message="`layout` argument unset", category=UserWarning)
+            base = SparseTensor(rowptr=structure.crow.to(torch.int64), col=structure.col.to(torch.int64),
+                                value=None, sparse_sizes=(structure.n_out, structure.n_in), is_sorted=True,
+                                trust_data=True)
+            base.fill_cache_()
         structure._ts_base = base
     w = base.set_value(values)  # values are in row-major (CSR) order already
     yt = w.matmul(x.t().contiguous())  # free when x is a transposed view
