@@ -208,8 +208,10 @@ def torch_sparse_linear(x: torch.Tensor, values: torch.Tensor, bias: torch.Tenso
                                 trust_data=True)
             base.fill_cache_()
         structure._ts_base = base
-    w = base.set_value(values)  # values are in row-major (CSR) order already
-    yt = w.matmul(x.t().contiguous())  # free when x is a transposed view
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`layout` argument unset", category=UserWarning)
+        w = base.set_value(values)  # values are in row-major (CSR) order already
+        yt = w.matmul(x.t().contiguous())  # free when x is a transposed view
     if bias is not None:
         yt = yt + bias.unsqueeze(1)
     return yt.t()
