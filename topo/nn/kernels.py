@@ -25,8 +25,10 @@ torch's own CSR ops. Results agree to float rounding either way.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -37,9 +39,18 @@ _ENABLED = os.environ.get("TOPO_CPU_KERNELS", "numba").lower() != "torch"
 _compiled = None
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether numba is importable (the kernels can be compiled)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba imports (the kernels can be compiled); checked once per process."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception as exc:  # e.g. a numba built for another numpy: fall back to torch's ops
+        warnings.warn(f"numba is installed but does not import ({exc}); topo's csr backend uses torch's "
+                      f"CSR ops instead", RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 def enabled() -> bool:
@@ -144,23 +155,18 @@ def _kernels():
     if _compiled is None:
         threads = torch.get_num_threads()
         built = _build()
-        # Starting numba's OpenMP pool resets the process's OpenMP thread count, which torch
-        # reads as its own: start it now and put back the user's torch.set_num_threads.
-        from numba.np.ufunc import parallel
-        parallel._launch_threads()
+        # Starting numba's OpenMP pool (get_num_threads starts it) resets the process's OpenMP
+        # thread count, which torch reads as its own: start it now, then put back the user's setting.
+        built[0].get_num_threads()
         torch.set_num_threads(threads)
         _compiled = built
     return _compiled
 
 
-_last_threads = [0]
-
-
 def _threads(numba) -> int:
     n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if n != _last_threads[0] or numba.get_num_threads() != n:
+    if numba.get_num_threads() != n:  # numba's setting is per calling thread
         numba.set_num_threads(n)
-        _last_threads[0] = n
     return n
 
 
