@@ -22,7 +22,8 @@ The estimate mirrors what topo allocates, component by component:
   the step in the History scales with all edges (``RECORD_BYTES_PER_EDGE``). Both measured.
 * **history** — what :class:`~topo.Evolver` keeps: its History's weighted epoch-0
   topology, and per evolution step the births, deaths and all weights.
-* **runtime** — the Python interpreter with torch and topo imported.
+* **runtime** — the Python interpreter with torch and topo imported, plus numba and
+  the compiled kernels when csr layers run topo's CPU kernels.
 
 Training peaks at the persistent parts plus the larger of (activations + workspace)
 and evolution. ``benchmarks/bench_scale.py`` compares the estimate with measured peak RSS.
@@ -38,7 +39,7 @@ import torch
 from .errors import TopologyError
 
 __all__ = ["MemoryEstimate", "estimate_memory", "format_bytes", "OPTIMIZER_SLOTS", "EVOLVE_BYTES_PER_EDGE",
-           "RECORD_BYTES_PER_EDGE", "RUNTIME_BYTES"]
+           "RECORD_BYTES_PER_EDGE", "RUNTIME_BYTES", "KERNELS_RUNTIME_BYTES"]
 
 #: Per-value optimizer state tensors.
 OPTIMIZER_SLOTS = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
@@ -52,6 +53,11 @@ RECORD_BYTES_PER_EDGE = 66
 #: RSS of a Python process that imported torch and topo and ran a first training step (MKL, OpenMP and
 #: autograd state, allocator arenas); measured on CPU with torch 2.13: ~220 MiB after the imports, ~85 MiB more.
 RUNTIME_BYTES = 300 * 2**20
+#: Added to the runtime when csr layers run topo's CPU kernels (topo.nn.kernels): numba and llvmlite
+#: imported (~115 MiB) and the kernels loaded or compiled (~65 MiB from numba's cache, more while LLVM
+#: compiles in a fresh checkout). Measured with torch 2.13 / numba 0.68: a 1M-edge run peaked 187 MiB
+#: (cached) to 266 MiB (compiling) above the estimate made without it.
+KERNELS_RUNTIME_BYTES = 220 * 2**20
 _INT32_MAX = 2**31 - 1
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -122,7 +128,7 @@ class MemoryEstimate:
                 ("optimizer state", self.optimizer_state), ("indices", self.indices),
                 ("activations", self.activations), ("step workspace", self.workspace),
                 ("evolution scratch", self.evolution), ("evolver history", self.history),
-                ("python + torch", self.runtime)]
+                ("python + torch (+ numba kernels)", self.runtime)]
         head = (f"memory estimate for sizes {list(self.sizes)}: {self.num_neurons:,} neurons, "
                 f"{self.num_edges:,} edges")
         lines = [head] + [f"  {name:<18} {format_bytes(v):>11}" for name, v in rows]
@@ -216,7 +222,7 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     est.parameters = n_values * s
     est.gradients = n_values * s
     est.optimizer_state = OPTIMIZER_SLOTS[optimizer] * n_values * s
-    dense_cells = 0
+    dense_cells, uses_kernels = 0, False
     for k, ((n_in, n_out), e) in enumerate(zip(pairs, edges)):
         if output_dense and k == n_layers - 1:
             continue
@@ -225,6 +231,11 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
             dense_cells = max(dense_cells, n_in * n_out)
             continue
         est.indices += _csr_bytes(n_in, n_out, e)  # CSR of W and Wᵀ, the permutation between them
+        uses_kernels = True
+    if uses_kernels and torch.device(device).type == "cpu":
+        from .nn import kernels
+        if kernels.enabled():
+            est.runtime += KERNELS_RUNTIME_BYTES
     hidden = sum(sizes[1:-1])
     # ReLU output, plus with dropout its mask (a float tensor on CPU, a bool one from CUDA's fused
     # kernel) and output.
