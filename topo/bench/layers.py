@@ -4,8 +4,9 @@ Methods: ``csr``, ``dense`` and ``torch_sparse`` (the backends of
 :class:`~topo.nn.SparseLinear`), ``dense_x_mask`` (a dense weight multiplied by a
 0/1 mask: simulated sparsity) and ``torch_sparse_autograd`` (a COO weight through
 ``torch.sparse.mm``). ``csr_torch_ops`` is the ``csr`` backend with topo's CPU
-kernels switched off (:mod:`topo.nn.kernels`): torch's own CSR ops. One step = forward of a ``batch × n_in`` input plus backward
-of a fixed upstream gradient to the input, the values and the bias. Each method
+kernels switched off (:mod:`topo.nn.kernels`): torch's own CSR ops. One step =
+forward of a ``batch × n_in`` input plus backward of a fixed upstream gradient to
+the input, the values and the bias. Each method
 gets its input and upstream gradient in the layout it sees inside a network of
 such layers: transposed views for ``csr``/``torch_sparse`` (what they produce),
 row-major for the dense methods. ``csr_rowmajor_io`` is ``csr`` fed row-major
