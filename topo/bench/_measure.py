@@ -6,7 +6,17 @@ import os
 import threading
 import time
 
-__all__ = ["RssPeak", "rss_bytes"]
+__all__ = ["RssPeak", "rss_bytes", "write_json"]
+
+
+def write_json(path, obj) -> None:
+    """Write a benchmark's results as indented JSON, atomically (no half-written file)."""
+    import json
+
+    from .._atomic import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=1)
 
 
 def rss_bytes() -> int:

@@ -299,9 +299,8 @@ def run(args) -> int:
         print("\ndensity sweep (auto rule):")
         result["sweep"] = sweep_density(device=device, batch=args.batch, repeat=args.repeat)
     if args.json:
-        from .._atomic import atomic_write
-        with atomic_write(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        from ._measure import write_json
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
 

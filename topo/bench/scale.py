@@ -227,7 +227,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .._atomic import atomic_write
+    from ._measure import write_json
 
     if any(n < 1 for n in args.neurons) or args.batch < 1 or args.steps < 1 or args.depth < 1:
         from ..errors import TopologyError
@@ -241,8 +241,7 @@ def run(args) -> int:
                      backend=args.backend, dropout=args.dropout,
                      threads=args.threads or None, checkpoint=args.checkpoint)
     if args.json:
-        with atomic_write(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json(args.json, rows)
     return 0 if all("error" not in r or r.get("skipped") for r in rows) else 1
 
 

@@ -20,7 +20,6 @@ evolution ≤ 5 % of the SET epoch.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 
@@ -149,10 +148,8 @@ def run(args) -> int:
     print(f"  evolution / SET epoch:  {res['evolve_share']:.2%}  (target <= {TARGET_EVOLVE_SHARE:.0%}: "
           f"{'met' if ok else 'NOT met'})")
     if args.json:
-        from .._atomic import atomic_write
-
-        with atomic_write(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        from ._measure import write_json
+        write_json(args.json, res)
         print(f"wrote {args.json}")
     return 0
 

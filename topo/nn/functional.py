@@ -122,6 +122,17 @@ def _spmm(w: torch.Tensor, dense: torch.Tensor, bias: torch.Tensor | None = None
     return out.add_(bias.unsqueeze(1)) if bias is not None else out
 
 
+def _edge_grad(st: CsrStructure, values: torch.Tensor, gyt: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+    """dW at the edges only, ``(dyᵀ · x)[dst, src]``, through torch's ``sampled_addmm``."""
+    # mat2 = x as a column-major view (rows of xᵀ contiguous) makes every edge's dot product run over
+    # contiguous memory. Writing into `out=` (a fresh zeroed value buffer; beta=0 still reads it) skips
+    # the copy of the structure that sampled_addmm makes otherwise, and hands autograd a plain tensor.
+    gv = torch.zeros_like(values)
+    s = _csr(st.crow, st.col, gv, (st.n_out, st.n_in))
+    torch.sparse.sampled_addmm(s, gyt, xt.t(), beta=0.0, out=s)
+    return gv
+
+
 class _CsrLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, values, bias, st: CsrStructure):
@@ -142,17 +153,19 @@ class _CsrLinear(torch.autograd.Function):
         xt, values = ctx.saved_tensors
         st: CsrStructure = ctx.st
         gyt = gy.t().contiguous()                     # free when gy is a transposed view
+        fast = kernels.supports(gyt, xt, values)
         gx = gv = gb = None
-        if kernels.supports(gyt, xt, values):
-            crow, col, crow_t, col_t, perm = st.host()
-            if ctx.needs_input_grad[0]:
-                # Wᵀ · dYᵀ reads W's values through the cached permutation, in place.
+        if ctx.needs_input_grad[0]:
+            if fast:  # Wᵀ · dYᵀ reading W's values through the cached permutation, in place
+                crow_t, col_t, perm = st.host()[2:]
                 gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm).t()
-            if ctx.needs_input_grad[1]:
-                gv = kernels.sddmm(crow, col, gyt, xt)
-            if ctx.has_bias and ctx.needs_input_grad[2]:
-                gb = gyt.sum(1)
-            return gx, gv, gb, None
+            else:
+                gx = _spmm(st.matrix_t(values), gyt).t()
+        if ctx.needs_input_grad[1]:
+            gv = kernels.sddmm(*st.host()[:2], gyt, xt) if fast else _edge_grad(st, values, gyt, xt)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gyt.sum(1)
+        return gx, gv, gb, None
         if ctx.needs_input_grad[0]:
             gx = _spmm(st.matrix_t(values), gyt).t()
         if ctx.needs_input_grad[1]:
