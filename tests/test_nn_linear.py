@@ -28,20 +28,23 @@ def _dense_reference(mod: SparseLinear, x: torch.Tensor, gy: torch.Tensor):
     return y.detach(), xr.grad, wd.grad[dst, src], (b.grad if b is not None else None)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("bias", [True, False])
-def test_outputs_and_gradients_match_dense_reference(backend, bias):
-    mod = SparseLinear.from_layer_graph(_layer(), bias=bias, backend=backend, seed=1)
-    x = torch.randn(7, 30, requires_grad=True)
-    gy = torch.randn(7, 20)
+def _assert_matches_dense(mod, batch):
+    x = torch.randn(batch, mod.in_features, requires_grad=True)
+    gy = torch.randn(batch, mod.out_features)
     y = mod(x)
     y.backward(gy)
     y_ref, gx_ref, gv_ref, gb_ref = _dense_reference(mod, x, gy)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(x.grad, gx_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(mod.weight.grad, gv_ref, rtol=1e-5, atol=1e-5)
-    if bias:
+    if mod.bias is not None:
         torch.testing.assert_close(mod.bias.grad, gb_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_outputs_and_gradients_match_dense_reference(backend, bias):
+    _assert_matches_dense(SparseLinear.from_layer_graph(_layer(), bias=bias, backend=backend, seed=1), batch=7)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -249,17 +252,12 @@ def test_load_rejects_corrupt_edge_index():
 
 
 def test_cache_blocked_products_match(monkeypatch):
-    # Force the CPU cache-blocking path (normally only for operands above 8 MiB) on a small layer.
+    # Force the cache-blocking path of torch's CSR ops (normally only for operands above 8 MiB, and
+    # only with topo's CPU kernels off) on a small layer.
     import topo.nn.functional as F
+    from topo.nn import kernels
 
+    monkeypatch.setattr(kernels, "_ENABLED", False)
     monkeypatch.setattr(F, "_BLOCK_BYTES", 0)
     monkeypatch.setattr(F, "_BLOCK_COLS", 3)
-    mod = SparseLinear.from_layer_graph(_layer(), backend="csr", seed=0)
-    x = torch.randn(10, 30, requires_grad=True)
-    gy = torch.randn(10, 20)
-    y = mod(x)
-    y.backward(gy)
-    y_ref, gx_ref, gv_ref, gb_ref = _dense_reference(mod, x, gy)
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(x.grad, gx_ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(mod.weight.grad, gv_ref, rtol=1e-5, atol=1e-5)
+    _assert_matches_dense(SparseLinear.from_layer_graph(_layer(), backend="csr", seed=0), batch=10)
