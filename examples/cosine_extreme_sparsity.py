@@ -4,11 +4,11 @@ At ε = 1 a 1000-1000 layer keeps 2000 of its 10⁶ possible edges, so *where* n
 most. CTRE (Atashgahi et al., Machine Learning 2022) grows the free positions whose endpoints'
 activations have the highest |cos|; Pieterse & Mocanu (2019) also prune by low |cos|. Each rule in
 RULES below is one line of topo.rules; all rewire ζ = 0.2 (CTRE's value) after every epoch but the last
-(RigL too: same cadence, no ζ decay). 'static' keeps the Erdős–Rényi start as the baseline.
+(RigL too: same cadence, no ζ decay). 'static' keeps the Erdős–Rényi start as the baseline. No dropout (as
+CTRE's code): with 1–2 inputs per neuron, dropout 0.3 costs every rule ≈ 5 points (docs/results.md).
 
-10 % of the training split is held out for validation (CTRE-seq watches it); test accuracy is measured
-once, after the last epoch. Fashion-MNIST and COIL20 (../shared/data/COIL20.mat, read by the .mat loader).
-
+10 % of the training split is held out for validation (CTRE-seq watches it); test accuracy is measured once,
+after the last epoch. Fashion-MNIST and COIL20 (../shared/data/COIL20.mat, read by the .mat loader).
     python examples/cosine_extreme_sparsity.py                                  # 100 epochs, 3 seeds
     python examples/cosine_extreme_sparsity.py --datasets coil20 --epochs 50 --batch-size 32 --mode approx
     python examples/cosine_extreme_sparsity.py --smoke                          # seconds (CI)
@@ -40,6 +40,7 @@ RULES = {
     "static": lambda a: topo.rules.Static(),
 }
 COSINE_RULES = ("ctre-sim", "ctre-seq", "cosine+random", "magnitude+cosine", "cosine+cosine")
+CONFIG_KEYS = ("epsilon", "zeta", "mode", "patience", "samples", "init", "dropout", "regrow_init", "standardize")
 
 
 def parse_args(argv=None):
@@ -55,7 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--mode", choices=("exact", "approx", "approx-uniform"), default="exact",
                    help="cosine/gradient ranking of all free positions, or of a sampled pool (topo.rules.CosineGrow)")
     p.add_argument("--patience", type=int, default=10, help="CTRE-seq: stalled epochs before random growth")
-    p.add_argument("--samples", type=int, default=4096, help="training samples behind the cosine/gradient scores")
+    p.add_argument("--samples", type=int, default=4096, help="samples behind the cosine/gradient scores")
+    p.add_argument("--init", default="kaiming_uniform", help="initial weights (topo.nn.init), e.g. normal:0.1")
+    p.add_argument("--dropout", type=float, default=0.0, help="after every hidden layer (CTRE's code: none)")
     p.add_argument("--regrow-init", default="zeros", help="regrown weights: zeros (SET's Keras code), kaiming_uniform")
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True, help="z-score features")
     p.add_argument("--lr", type=float, default=0.01)
@@ -75,19 +78,17 @@ def parse_args(argv=None):
 
 def train(rule_name: str, dataset: str, sizes: list, data, args, seed: int, run_dir: Path) -> dict:
     train_xy, val_xy, test_xy = data
-    model = topo.compile(topo.erdos_renyi(sizes, epsilon=args.epsilon, seed=seed), dropout=0.3, seed=seed,
-                         regrow_init=args.regrow_init)
+    model = topo.compile(topo.erdos_renyi(sizes, epsilon=args.epsilon, seed=seed), dropout=args.dropout, seed=seed,
+                         init=args.init, regrow_init=args.regrow_init)
     evolver = topo.Evolver(model, RULES[rule_name](args), seed=seed, max_samples=args.samples)
-    config = {"dataset": dataset, "rule": rule_name, "example": "cosine_extreme_sparsity", "epsilon": args.epsilon,
-              "zeta": args.zeta, "mode": args.mode, "patience": args.patience, "samples": args.samples,
-              "regrow_init": args.regrow_init, "standardize": args.standardize}
-    if (run_dir / "checkpoint.pt").exists():  # continue a run only if it was started with the same settings
-        saved = json.loads((run_dir / "config.json").read_text())
-        if any(saved.get(k) != v for k, v in config.items()):
-            raise SystemExit(f"{run_dir} holds a run with other settings; choose another --out")
+    config = {"dataset": dataset, "rule": rule_name, "example": "cosine_extreme_sparsity",
+              **{k: vars(args)[k] for k in CONFIG_KEYS}}
+    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "checkpoint.pt").exists() else {}
+    if saved and any(saved.get(k) != v for k, v in config.items()):  # never mix two protocols in one run
+        raise SystemExit(f"{run_dir} holds a run with other settings; choose another --out")
     trainer = topo.Trainer(model, optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=evolver,
                            epochs=args.epochs, batch_size=args.batch_size, seed=seed, out_dir=run_dir,
-                           resume=(run_dir / "checkpoint.pt").exists(), progress=False, run_config=config)
+                           resume=bool(saved), progress=False, run_config=config)
     m = trainer.fit(train_xy, val_xy).metrics_  # the "test" columns of metrics.csv are the validation split
     return {"dataset": dataset, "rule": rule_name, "seed": seed, "epochs": int(m.epoch.iloc[-1]),
             "edges": int(m.num_edges.iloc[-1]), "density": model.topology().density,
@@ -116,9 +117,8 @@ def main(argv=None) -> int:
     out, hidden, rules = Path(args.out), [int(h) for h in args.hidden.split(",")], args.rules.split(",")
     for name in [d.strip() for d in args.datasets.split(",")]:
         info = datasets.info(name)
-        X, y = datasets.load(name, "train")
+        (X, y), (Xte, yte) = datasets.load(name, "train"), datasets.load(name, "test")
         tr, va = datasets.stratified_split(y.numpy(), 0.1, seed=0)
-        Xte, yte = datasets.load(name, "test")
         Xtr, Xva = X[tr], X[va]  # standardised with statistics of the training part only
         Xtr, Xva, Xte = datasets.standardize(Xtr, Xva, Xte) if args.standardize else (Xtr, Xva, Xte)
         data = (Xtr, y[tr]), (Xva, y[va]), (Xte, yte)

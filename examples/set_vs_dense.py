@@ -7,10 +7,10 @@
 * set    — an Erdős–Rényi topology (ε = 20) evolved by SET (ζ = 0.3) after every epoch but the last;
 * static — the same Erdős–Rényi topology, never evolved (topo.rules.Static()).
 
+Sparse weights start as SET's Keras code starts them (Glorot on the dense layer's fans, --init),
+regrown ones at 0 (--regrow-init); inputs are z-scored with training statistics (--standardize).
 Prints test accuracy (mean ± std over seeds), parameters and epoch times; writes a run directory per
-(dataset, model, seed), a summary.csv per dataset and an HTML report of the seed-0 SET run. Re-running
-a command resumes or reuses its runs.
-
+(dataset, model, seed), summary.csv per dataset, a report of the seed-0 SET run; reruns reuse runs.
     python examples/set_vs_dense.py                          # the paper's protocol: 100 epochs, 3 seeds
     python examples/set_vs_dense.py --epochs 10 --seeds 2    # a shorter run
     python examples/set_vs_dense.py --smoke                  # seconds: digits, tiny layers (CI)
@@ -42,7 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--hidden", default="1000,1000,1000")
     p.add_argument("--epsilon", type=float, default=20.0, help="SET's ε (density of the sparse layers)")
     p.add_argument("--zeta", type=float, default=0.3, help="fraction of weights SET rewires per epoch")
-    p.add_argument("--regrow-init", default="zeros", help="regrown weights: zeros (SET's Keras code), kaiming_uniform")
+    p.add_argument("--init", default="xavier_uniform_dense", help="sparse weights (topo.nn.init); SET's Keras init")
+    p.add_argument("--regrow-init", default="zeros", help="regrown weights: zeros (SET's Keras code), normal:0.1, ...")
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True, help="z-score features")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=128)
@@ -64,27 +65,26 @@ def build(kind: str, sizes: list, args, seed: int):
         return nn.Sequential(*hidden, nn.Linear(sizes[-2], sizes[-1])), None
     # SET and static start from the same Erdős–Rényi topology and weights for a given seed.
     model = topo.compile(topo.erdos_renyi(sizes, epsilon=args.epsilon, seed=seed), dropout=DROPOUT, seed=seed,
-                         regrow_init=args.regrow_init)
+                         init=args.init, regrow_init=args.regrow_init)
     rule = topo.rules.SET(args.zeta) if kind == "set" else topo.rules.Static()
     return model, topo.Evolver(model, rule, seed=seed)
 
 
 def resumable(run_dir: Path, config: dict) -> bool:
     """Continue a run only if it was started with the same settings (never mix two protocols in one run)."""
-    if not (run_dir / "checkpoint.pt").exists():
-        return False
-    saved = json.loads((run_dir / "config.json").read_text())
-    changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "checkpoint.pt").exists() else {}
+    changed = {k: (saved.get(k), v) for k, v in config.items() if saved and saved.get(k) != v}
     if changed:
         raise SystemExit(f"{run_dir} holds a run with other settings (saved, now): {changed}; choose another --out")
-    return True
+    return bool(saved)
 
 
 def train(kind: str, dataset: str, sizes: list, data, args, seed: int, run_dir: Path) -> dict:
     model, evolver = build(kind, sizes, args, seed)
     config = {"dataset": dataset, "variant": kind, "example": "set_vs_dense", "dropout": DROPOUT,
               "epsilon": None if kind == "dense" else args.epsilon, "zeta": args.zeta if kind == "set" else None,
-              "regrow_init": args.regrow_init if kind == "set" else None, "standardize": args.standardize}
+              "init": None if kind == "dense" else args.init, "standardize": args.standardize,
+              "regrow_init": args.regrow_init if kind == "set" else None}
     trainer = topo.Trainer(model, optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=evolver,
                            epochs=args.epochs, batch_size=args.batch_size, seed=seed, out_dir=run_dir,
                            resume=resumable(run_dir, config), progress=False, run_config=config)

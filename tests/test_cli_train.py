@@ -103,6 +103,8 @@ def test_every_rule_trains(tmp_path, rule):
     (["--epochs", "-2"], "epochs"),
     (["--batch-size", "0"], "batch_size"),
     (["--activation", "swish9"], "swish9"),
+    (["--init", "lecun"], "'lecun'"),
+    (["--regrow-init", "normal:x"], "normal:x"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, capsys, args, message):
     out = tmp_path / "run"
@@ -179,3 +181,18 @@ def test_standardize_is_recorded_changes_inputs_and_survives_resume(tmp_path):
     assert main(["train", "--out", str(part), "--resume", "--epochs", "2", "--quiet"]) == 0
     m_part = pd.read_csv(part / "metrics.csv")
     pd.testing.assert_frame_equal(m_part.drop(columns=TIMINGS), m_std.drop(columns=TIMINGS))
+
+
+def test_init_and_regrow_init_reach_the_model_and_the_config(tmp_path):
+    out = tmp_path / "run"
+    assert train(out, "--epochs", "2", "--init", "xavier_uniform_dense", "--regrow-init", "normal:0.05") == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["init"], cfg["regrow_init"]) == ("xavier_uniform_dense", "normal:0.05")
+    # the epoch-0 weights of layer 1 (16 -> 16) lie inside the dense Glorot bound sqrt(6 / 32), not the
+    # effective-fan He bound (mean in-degree 8: sqrt(6 / 8))
+    w0 = topo.graph.History.load(out / "history.npz").weights(0)[1]
+    assert 0.9 * (6 / 32) ** 0.5 < w0.abs().max() <= (6 / 32) ** 0.5
+    default = tmp_path / "default"
+    assert train(default, "--epochs", "1") == 0
+    assert json.loads((default / "config.json").read_text())["init"] == "kaiming_uniform"
+    assert topo.graph.History.load(default / "history.npz").weights(0)[1].abs().max() > (6 / 32) ** 0.5

@@ -95,6 +95,11 @@ def test_set_vs_dense(smoke):
     at_birth = torch.isin(g1.keys(), born[1] * g1.n_in + born[0])
     assert int(at_birth.sum()) == born.shape[1]
     assert (g1.weight[at_birth] == 0).all() and (g1.weight[~at_birth] != 0).all()
+    # the sparse start is SET's Keras init: Glorot on the dense fans (64-32: sqrt(6 / 96)), not the degrees
+    w0 = h_set.weights(0)[0]
+    assert 0.9 * (6 / 96) ** 0.5 < w0.abs().max() <= (6 / 96) ** 0.5
+    config = json.loads((path / "digits" / "set-seed0" / "config.json").read_text())
+    assert config["init"] == "xavier_uniform_dense" and config["standardize"] is True
     assert (path / "digits" / "set-seed0" / "report.html").is_file()
     assert "SET − static" in out and "SET − dense" in out
 
@@ -112,6 +117,7 @@ def test_cosine_extreme_sparsity(smoke):
         assert h.initial.fingerprint() == t0.fingerprint() and h.frame().query("epoch == 1").births.sum() > 0
     config = json.loads((path / "digits" / "ctre-sim-seed0" / "config.json").read_text())
     assert config["mode"] == "exact" and config["regrow_init"] == "zeros" and config["zeta"] == 0.2
+    assert config["dropout"] == 0.0 and config["init"] == "kaiming_uniform"  # CTRE's code: no dropout
     assert "best cosine rule" in out and (path / "digits" / "ctre-sim-seed0" / "report.html").is_file()
 
 

@@ -157,6 +157,21 @@ def test_default_init_uses_mean_in_degree():
     assert mod.bias.abs().max() <= 1 / (mod.num_edges / 500) ** 0.5
 
 
+@pytest.mark.parametrize("init, bound", [("xavier_uniform_dense", (6 / (1000 + 500)) ** 0.5),
+                                         ("glorot_uniform_dense", (6 / (1000 + 500)) ** 0.5),
+                                         ("kaiming_uniform_dense", (6 / 1000) ** 0.5)])
+def test_dense_fan_inits_use_the_layer_shape(init, bound):
+    # SET's Keras and CTRE's code draw a masked dense layer's init: bounds from n_in, n_out, not the degrees.
+    mod = SparseLinear(1000, 500, epsilon=5, seed=0, init=init)
+    w = mod.weight.detach()
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert w.abs().max() < 0.2 * (6 / (mod.num_edges / 500)) ** 0.5  # far below the effective-fan bound
+    b = mod.bias.detach()
+    assert b.abs().max() <= 1 / 1000 ** 0.5 and b.abs().max() > 0.9 / 1000 ** 0.5  # nn.Linear's bias bound
+    with pytest.raises(TopologyError, match="xavier_uniform_dense"):
+        SparseLinear(10, 5, epsilon=1, init="xavier_dense")
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(x=torch.randn(3, 29)), "in_features=30"),
     (dict(x=torch.randn(3, 30, dtype=torch.float64)), "float64"),

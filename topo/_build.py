@@ -85,8 +85,8 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
 
 def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, density: float | None = None,
                 activation: str = "relu", dropout: float = 0.0, backend: str = "auto", seed: int = 0,
-                device=None) -> nn.Module:
-    """The model of a run: :func:`dense_mlp` for ``rule="dense"``, else a compiled ER topology."""
+                device=None, init="kaiming_uniform", regrow_init="zeros") -> nn.Module:
+    """The model of a run: :func:`dense_mlp` for ``rule="dense"`` (``init`` unused), else a compiled ER topology."""
     from .graph import erdos_renyi
     from .nn import compile
 
@@ -98,7 +98,8 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
     if epsilon is None and density is None:
         raise TopologyError("a sparse model needs epsilon or density")
     topology = erdos_renyi(sizes, epsilon=epsilon, density=density, seed=seed)
-    return compile(topology, activation=activation, dropout=dropout, backend=backend, device=device, seed=seed)
+    return compile(topology, activation=activation, dropout=dropout, backend=backend, device=device, seed=seed,
+                   init=init, regrow_init=regrow_init)
 
 
 def build_evolver(model: nn.Module, rule, seed: int = 0):

@@ -9,7 +9,7 @@ from pathlib import Path
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto", "standardize": False}
+            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros"}
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -42,6 +42,10 @@ def add_parser(sub) -> None:
     p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ... (default relu)")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
+    p.add_argument("--init", help="initial edge weights (topo.nn.init): kaiming_uniform (effective fan-in; default), "
+                                  "xavier_uniform, kaiming_uniform_dense, xavier_uniform_dense (the dense layer's "
+                                  "fans, as SET's Keras and CTRE's code), normal:SIGMA")
+    p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
@@ -175,6 +179,8 @@ def _train(args) -> int:
         raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
     hidden = parse_hidden(s["hidden"])
     rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
+    from ..nn.init import check_init
+    check_init(s["init"]), check_init(s["regrow_init"])
     info = datasets.info(s["dataset"])
     main = _is_main()
     if not args.resume and main:
@@ -185,7 +191,8 @@ def _train(args) -> int:
         train, test = (xs[0], train[1]), (xs[1], test[1])
     sizes = [info.n_features, *hidden, info.n_classes]
     model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
-                        activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"])
+                        activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
+                        init=s["init"], regrow_init=s["regrow_init"])
     evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"])
     config = {**s, "hidden": ",".join(map(str, hidden)), "sizes": sizes, "dataset": info.name,
               "rule": s["rule"], "zeta": None if rule is None else rule.zeta, "command": "train",

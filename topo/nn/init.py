@@ -8,8 +8,16 @@ its mean out-degree ``E / n_in``. The schemes are the usual ones with those fans
 * ``"xavier_uniform"`` (Glorot): ``b = sqrt(6 / (fan_in + fan_out))``;
 * ``"zeros"``; ``("normal", sigma)``: ``N(0, sigma²)`` (SET's SciPy code uses σ = 0.1).
 
+``"kaiming_uniform_dense"`` and ``"xavier_uniform_dense"`` use the *dense* fans
+``n_in`` and ``n_out`` instead, i.e. the bounds of the same-shape ``nn.Linear`` or
+Keras ``Dense`` layer. They are what SET's Keras code (``glorot_uniform`` on a
+masked ``Dense``) and CTRE's code (``xavier_initializer`` on a masked layer) start
+from: at ε = 20 their weights are ≈ 6× smaller than the effective-fan ones, which
+decides whether regrown zero weights can outgrow the survivors within an epoch (see
+docs/results.md §1).
+
 The bias follows ``nn.Linear``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, with the
-effective fan-in.
+effective fan-in (the dense fan-in for the ``_dense`` schemes).
 """
 
 from __future__ import annotations
@@ -23,15 +31,29 @@ from ..errors import TopologyError
 
 __all__ = ["INIT_SCHEMES", "check_init", "fans", "init_values", "bias_bound"]
 
-INIT_SCHEMES = ("kaiming_uniform", "xavier_uniform", "zeros", "normal")
-_ALIASES = {"he_uniform": "kaiming_uniform", "glorot_uniform": "xavier_uniform", "zero": "zeros"}
+INIT_SCHEMES = ("kaiming_uniform", "xavier_uniform", "kaiming_uniform_dense", "xavier_uniform_dense", "zeros",
+                "normal")
+_UNIFORM = ("kaiming_uniform", "xavier_uniform", "kaiming_uniform_dense", "xavier_uniform_dense")
+_ALIASES = {"he_uniform": "kaiming_uniform", "glorot_uniform": "xavier_uniform", "zero": "zeros",
+            "he_uniform_dense": "kaiming_uniform_dense", "glorot_uniform_dense": "xavier_uniform_dense"}
 
 
 def check_init(init):
-    """Normalise an init spec to a name or ``("normal", sigma)``; raise naming a bad one."""
+    """Normalise an init spec to a name or ``("normal", sigma)``; raise naming a bad one.
+
+    ``"normal:0.1"`` is accepted for ``("normal", 0.1)`` (command lines, JSON configs).
+
+    >>> check_init("glorot_uniform_dense"), check_init("normal:0.1")
+    ('xavier_uniform_dense', ('normal', 0.1))
+    """
+    if isinstance(init, str) and init.startswith("normal:"):  # the command-line spelling of ("normal", sigma)
+        try:
+            init = ("normal", float(init[len("normal:"):]))
+        except ValueError:
+            raise TopologyError(f"init {init!r}: expected 'normal:SIGMA' with a number, e.g. 'normal:0.1'") from None
     if isinstance(init, str):
         name = _ALIASES.get(init, init)
-        if name in ("kaiming_uniform", "xavier_uniform", "zeros"):
+        if name in _UNIFORM or name == "zeros":
             return name
         if name == "normal":
             raise TopologyError("init 'normal' needs a standard deviation: pass ('normal', sigma)")
@@ -40,8 +62,8 @@ def check_init(init):
         if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(sigma) or sigma < 0:
             raise TopologyError(f"('normal', sigma) needs a finite sigma >= 0, got {sigma!r}")
         return ("normal", float(sigma))
-    raise TopologyError(f"unknown init {init!r}; use one of 'kaiming_uniform', 'xavier_uniform', 'zeros' "
-                        f"or ('normal', sigma)")
+    raise TopologyError(f"unknown init {init!r}; use one of {', '.join(map(repr, _UNIFORM))}, 'zeros' "
+                        f"or ('normal', sigma) / 'normal:SIGMA'")
 
 
 def fans(n_in: int, n_out: int, num_edges: int) -> tuple[float, float]:
@@ -49,9 +71,14 @@ def fans(n_in: int, n_out: int, num_edges: int) -> tuple[float, float]:
     return max(num_edges / n_out, 1.0), max(num_edges / n_in, 1.0)
 
 
-def bias_bound(n_in: int, n_out: int, num_edges: int) -> float:
-    """Half-width of the ``nn.Linear``-style uniform bias init with the effective fan-in."""
-    return 1.0 / math.sqrt(fans(n_in, n_out, num_edges)[0])
+def _fans_of(init, n_in: int, n_out: int, num_edges: int) -> tuple[float, float]:
+    dense = isinstance(init, str) and init.endswith("_dense")
+    return (float(n_in), float(n_out)) if dense else fans(n_in, n_out, num_edges)
+
+
+def bias_bound(n_in: int, n_out: int, num_edges: int, init="kaiming_uniform") -> float:
+    """Half-width of the ``nn.Linear``-style uniform bias init with the fan-in of ``init``."""
+    return 1.0 / math.sqrt(_fans_of(check_init(init), n_in, n_out, num_edges)[0])
 
 
 def init_values(count: int, n_in: int, n_out: int, num_edges: int, init="kaiming_uniform",
@@ -68,14 +95,17 @@ def init_values(count: int, n_in: int, n_out: int, num_edges: int, init="kaiming
     >>> v = init_values(1000, 100, 50, 1000, "kaiming_uniform", g)   # fan_in = 20
     >>> bool(v.abs().max() <= (6 / 20) ** 0.5)
     True
+    >>> w = init_values(1000, 100, 50, 1000, "xavier_uniform_dense", g)   # nn.Linear-sized bounds
+    >>> bool(w.abs().max() <= (6 / 150) ** 0.5)
+    True
     """
     init = check_init(init)
     dtype = dtype or torch.get_default_dtype()
-    fan_in, fan_out = fans(n_in, n_out, num_edges)
+    fan_in, fan_out = _fans_of(init, n_in, n_out, num_edges)
     if init == "zeros":
         out = torch.zeros(count, dtype=dtype)
-    elif init == "kaiming_uniform" or init == "xavier_uniform":
-        bound = math.sqrt(6.0 / fan_in) if init == "kaiming_uniform" else math.sqrt(6.0 / (fan_in + fan_out))
+    elif init in _UNIFORM:
+        bound = math.sqrt(6.0 / fan_in) if init.startswith("kaiming") else math.sqrt(6.0 / (fan_in + fan_out))
         out = torch.empty(count, dtype=dtype).uniform_(-bound, bound, generator=generator)
     else:
         out = torch.empty(count, dtype=dtype).normal_(0.0, init[1], generator=generator)

@@ -91,7 +91,7 @@ class SparseLinear(nn.Module):
             values = init_values(e, n_in, n_out, e, init, gen, dtype)
         self.weight = nn.Parameter(values.to(device))
         if bias:
-            b = bias_bound(n_in, n_out, e)
+            b = bias_bound(n_in, n_out, e, init)
             self.bias = nn.Parameter(torch.empty(n_out, dtype=dtype).uniform_(-b, b, generator=gen).to(device))
         else:
             self.register_parameter("bias", None)
