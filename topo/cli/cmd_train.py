@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ... (default relu)")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
-    p.add_argument("--init", help="initial edge weights (topo.nn.init): kaiming_uniform (effective fan-in; default), "
+    p.add_argument("--init", help="initial weights of the sparse layers (topo.nn.init; the dense MLP keeps "
+                                  "nn.Linear's): kaiming_uniform (effective fan-in; default), "
                                   "xavier_uniform, kaiming_uniform_dense, xavier_uniform_dense (the dense layer's "
                                   "fans, as SET's Keras and CTRE's code), normal:SIGMA")
     p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
@@ -180,7 +181,8 @@ def _train(args) -> int:
     hidden = parse_hidden(s["hidden"])
     rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
     from ..nn.init import check_init
-    check_init(s["init"]), check_init(s["regrow_init"])
+    for spec in (s["init"], s["regrow_init"]):
+        check_init(spec)
     info = datasets.info(s["dataset"])
     main = _is_main()
     if not args.resume and main:

@@ -35,7 +35,8 @@ class SparseLinear(nn.Module):
         global RNG, so ``torch.manual_seed`` makes it reproducible like ``nn.Linear``.
     init : str or ("normal", sigma)
         Initial values of unweighted edges (:mod:`topo.nn.init`): He-uniform with the
-        effective fan-in (mean in-degree) by default.
+        effective fan-in (mean in-degree) by default; the ``*_dense`` schemes use
+        ``n_in`` and ``n_out`` as a dense layer of the same shape would.
     device, dtype : optional
         Where and in which floating dtype the parameters live.
 

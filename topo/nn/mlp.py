@@ -54,7 +54,10 @@ class SparseMLP(nn.Module):
         carrying its dense weights, so sizes and analyses stay whole.
     bias : bool
     init : str or ("normal", sigma)
-        Initial values of unweighted layers.
+        Initial values of unweighted layers (:mod:`topo.nn.init`): He-uniform with the
+        effective fan-in by default; ``"xavier_uniform_dense"`` is SET's Keras init
+        (Glorot on the dense layer's fans), under which SET's rewiring moves more
+        edges and beats the static topology (docs/results.md §1).
     regrow_init : str or ("normal", sigma)
         Default ``init`` of new edges in :meth:`rewire`: ``"zeros"``, as SET's reference
         (Keras) code and RigL do. New edges then start where magnitude pruning is
