@@ -56,9 +56,9 @@ def train_set(args, run_dir: Path) -> Path:
     """A SET-MLP as set_vs_dense.py trains it (SET's Keras init and optimiser, z-scored inputs), with a report."""
     info = datasets.info(args.datasets)
     sizes = [info.n_features, *map(int, args.hidden.split(",")), info.n_classes]
-    # Glorot on the dense fans, regrowth at 0: SET's Keras code (topo.nn.init)
+    init = "xavier_uniform_dense"  # Glorot on the dense fans, regrowth at 0: SET's Keras code (topo.nn.init)
     model = topo.compile(topo.erdos_renyi(sizes, epsilon=args.epsilon, seed=0), dropout=0.3, seed=0,
-                         init="xavier_uniform_dense", regrow_init="zeros")
+                         init=init, regrow_init="zeros")
     evolver = topo.Evolver(model, topo.rules.SET(0.3), seed=0)
     (X, y), (Xt, yt) = datasets.load(info.name, "train"), datasets.load(info.name, "test")
     X, Xt = datasets.standardize(X, Xt)
@@ -66,7 +66,7 @@ def train_set(args, run_dir: Path) -> Path:
                  epochs=args.epochs, batch_size=128, seed=0, out_dir=run_dir,
                  resume=(run_dir / "checkpoint.pt").exists(), progress=False,
                  run_config={"dataset": info.name, "example": "input_importance", "epsilon": args.epsilon, "zeta": 0.3,
-                             "init": "xavier_uniform_dense", "standardize": True}).fit((X, y), (Xt, yt))
+                             "init": init, "standardize": True}).fit((X, y), (Xt, yt))
     if args.bootstrap > 0:
         from analysis.report import build_report
 

@@ -208,21 +208,19 @@ def torch_sparse_linear(x: torch.Tensor, values: torch.Tensor, bias: torch.Tenso
     The ``SparseTensor`` (with its transposed-structure cache) is built once per
     structure; each call only swaps in the current values.
     """
-    base = structure._ts_base
-    if base is None:
-        from torch_sparse import SparseTensor
+    with warnings.catch_warnings():
+        # torch_sparse warns whenever a storage is built without a layout, which its own SparseTensor
+        # constructor and set_value never pass; it says nothing about this use.
+        warnings.filterwarnings("ignore", message="`layout` argument unset", category=UserWarning)
+        base = structure._ts_base
+        if base is None:
+            from torch_sparse import SparseTensor
 
-        with warnings.catch_warnings():
-            # torch_sparse warns whenever a storage is built without a layout, which its own
-            # SparseTensor constructor never passes; it says nothing about this use.
-            warnings.filterwarnings("ignore", message="`layout` argument unset", category=UserWarning)
             base = SparseTensor(rowptr=structure.crow.to(torch.int64), col=structure.col.to(torch.int64),
                                 value=None, sparse_sizes=(structure.n_out, structure.n_in), is_sorted=True,
                                 trust_data=True)
             base.fill_cache_()
-        structure._ts_base = base
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`layout` argument unset", category=UserWarning)
+            structure._ts_base = base
         w = base.set_value(values)  # values are in row-major (CSR) order already
         yt = w.matmul(x.t().contiguous())  # free when x is a transposed view
     if bias is not None:

@@ -31,9 +31,8 @@ from ..errors import TopologyError
 
 __all__ = ["INIT_SCHEMES", "check_init", "fans", "init_values", "bias_bound"]
 
-INIT_SCHEMES = ("kaiming_uniform", "xavier_uniform", "kaiming_uniform_dense", "xavier_uniform_dense", "zeros",
-                "normal")
 _UNIFORM = ("kaiming_uniform", "xavier_uniform", "kaiming_uniform_dense", "xavier_uniform_dense")
+INIT_SCHEMES = (*_UNIFORM, "zeros", "normal")
 _ALIASES = {"he_uniform": "kaiming_uniform", "glorot_uniform": "xavier_uniform", "zero": "zeros",
             "he_uniform_dense": "kaiming_uniform_dense", "glorot_uniform_dense": "xavier_uniform_dense"}
 
