@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import topo
-from topo import _checkpoint
+from topo.train import checkpoint as _checkpoint
 from topo.cli import main
 
 DATA = "synthetic:n=300,features=12,classes=3,informative=6,sep=2"

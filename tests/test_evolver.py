@@ -107,7 +107,7 @@ def test_cosine_growth_uses_the_activations_of_the_network():
 
 
 def test_collected_activations_match_a_manual_forward():
-    from topo._collect import collect_scores
+    from topo.evolve.collect import collect_scores
 
     model = _model(sizes=(12, 20, 16, 5), epsilon=3, dropout=0.5)
     model.train()

@@ -7,7 +7,7 @@ import torch
 
 import topo
 from topo.errors import TopologyError
-from topo.memory import estimate_memory, format_bytes
+from topo.nn.memory import estimate_memory, format_bytes
 
 
 def _bytes(tensors) -> int:

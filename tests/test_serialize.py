@@ -10,7 +10,7 @@ import torch
 
 import topo
 from topo import TopologyError, TopologyFormatError
-from topo._atomic import atomic_write
+from topo.utils.atomic import atomic_write
 from topo.graph.serialize import FORMAT_VERSION, read_npz, write_npz
 
 

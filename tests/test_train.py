@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import topo
-from topo import _checkpoint
-from topo._build import build_evolver, build_model, dense_mlp
+from topo.train import checkpoint as _checkpoint
+from topo.cli.factory import build_evolver, build_model, dense_mlp
 from topo.errors import TopologyError, TopologyFormatError
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges", "train_seconds",

@@ -16,7 +16,7 @@ from .graph import (History, LayerChange, LayerGraph, Topology, erdos_renyi, erk
 
 from . import datasets, io, nn, rules  # noqa: E402  (after the graph core they build on)
 from .evolve import Evolver  # noqa: E402
-from .memory import estimate_memory  # noqa: E402
+from .nn.memory import estimate_memory  # noqa: E402
 from .nn import compile  # noqa: E402
 from .train import Trainer  # noqa: E402
 

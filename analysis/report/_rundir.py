@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 import topo
-from topo._runs import CONFIG, HISTORY, METRICS, read_json
+from topo.runs import CONFIG, HISTORY, METRICS, read_json
 from topo.errors import TopologyError, TopologyFormatError
 
 __all__ = ["RunDirError", "Run", "load_run"]

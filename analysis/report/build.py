@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from topo._atomic import atomic_write
+from topo.utils.atomic import atomic_write
 
 from ..degrees import degree_distribution, degree_summary, degrees
 from ..broido import scale_free_report

@@ -13,7 +13,7 @@ def write_json(path, obj) -> None:
     """Write a benchmark's results as indented JSON, atomically (no half-written file)."""
     import json
 
-    from .._atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=1)

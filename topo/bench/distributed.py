@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .._build import parse_hidden
+    from ..cli.factory import parse_hidden
     from ..distributed import check_nproc
 
     check_nproc(args.nproc)

@@ -94,7 +94,7 @@ def measure_size(neurons: int, epsilon: float = 5.0, batch: int = 32, steps: int
         torch.set_num_threads(threads)
 
     import topo
-    from topo.memory import estimate_memory
+    from topo import estimate_memory
 
     w = hidden_width(neurons, n_in, n_out, depth)
     sizes = [n_in] + [w] * depth + [n_out]
@@ -172,7 +172,7 @@ def run_scale(neurons=DEFAULT_NEURONS, **kwargs) -> list[dict]:
             f"{'ns/edge/smp':>11} {'evolve s':>9} {'evo cpu':>8} {'ns/edge evo':>11} {'peak GiB':>9} {'est GiB':>8} "
             f"{'est err':>8}")
     print(head, flush=True)
-    from ..memory import estimate_memory
+    from .. import estimate_memory
 
     for n in neurons:
         w = hidden_width(n, depth=kwargs.get("depth", 3))

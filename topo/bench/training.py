@@ -51,7 +51,7 @@ def train_epochs(X, y, sizes, rule: str, epochs: int, epsilon: float = 20.0, zet
                  batch: int = 128, seed: int = 0, device="cpu", backend: str = "auto", dropout: float = 0.3):
     """Train a fresh model ``epochs`` epochs with :class:`topo.Trainer`; its ``metrics_`` and edge count."""
     from .. import rules
-    from .._build import build_evolver, build_model
+    from ..cli.factory import build_evolver, build_model
     from ..train import Trainer
 
     model = build_model(sizes, rule, epsilon=epsilon, dropout=dropout, backend=backend, seed=seed, device=device)
@@ -106,7 +106,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .._build import parse_hidden
+    from ..cli.factory import parse_hidden
     from ..errors import TopologyError
 
     if args.threads:

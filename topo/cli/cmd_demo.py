@@ -102,7 +102,7 @@ def write_report(out: Path) -> None:
 
 def _clear_previous_demo(out: Path) -> None:
     """Re-running the demo replaces its own earlier run; any other run in ``out`` is refused, never touched."""
-    from topo import _runs
+    from topo.runs import files as _runs
 
     cfg = out / _runs.CONFIG
     if not cfg.is_file():

@@ -63,7 +63,7 @@ def add_parser(sub) -> None:
 
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
-    from .. import _runs
+    from ..runs import files as _runs
     from ..errors import TopologyError
 
     given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
@@ -91,7 +91,7 @@ def _settings(args) -> dict:
 
 
 def _same_hidden(a, b) -> bool:
-    from .._build import parse_hidden
+    from .factory import parse_hidden
 
     try:
         return parse_hidden(a) == parse_hidden(b)
@@ -134,7 +134,8 @@ def run(args) -> int:
 
 def _prepare(args, s) -> None:
     """What must happen once before the ranks start: the run directory check and dataset downloads."""
-    from .. import _runs, datasets
+    from .. import datasets
+    from ..runs import files as _runs
 
     if not args.resume:
         _runs.check_run_dir(args.out, resume=False)
@@ -158,7 +159,7 @@ def _as_rank(args, backend: str) -> int:
     info = D.init_distributed(backend, device=device)
     try:
         if not args.resume:
-            from .. import _runs
+            from ..runs import files as _runs
 
             # Rank 0 alone creates the directory; the others must not see a run there yet.
             D.agree(_runs.check_run_dir, args.out, False, what="checking the run directory", ranks="main")
@@ -170,8 +171,9 @@ def _as_rank(args, backend: str) -> int:
 def _train(args) -> int:
     import torch
 
-    from .. import _runs, datasets
-    from .._build import build_evolver, build_model, check_rule, parse_hidden
+    from .. import datasets
+    from ..runs import files as _runs
+    from .factory import build_evolver, build_model, check_rule, parse_hidden
     from ..train import Trainer
 
     s = _settings(args)

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from topo._atomic import atomic_write
+from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
 
 __all__ = [

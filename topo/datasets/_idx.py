@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topo._atomic import atomic_write
+from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
 
 __all__ = ["read_idx", "parse_idx", "idx_bytes", "write_idx"]

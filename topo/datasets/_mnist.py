@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topo._atomic import atomic_write
+from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
 
 from . import _fetch

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._atomic import atomic_write
+from ..utils.atomic import atomic_write
 from ..errors import TopologyError, TopologyFormatError
 from .layer import LayerGraph
 from .topology import Topology

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .._atomic import atomic_write
+from ..utils.atomic import atomic_write
 from ..errors import TopologyError
 
 __all__ = ["GEXF_NS", "VIZ_NS", "XSI_NS", "escape_attr", "float_format", "text_sink", "check_out_path",

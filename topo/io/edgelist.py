@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import TopologyError
 from ..graph.topology import Topology
-from .._atomic import atomic_write
+from ..utils.atomic import atomic_write
 from ._common import check_layers, layer_weights
 from ._xml import check_out_path
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .errors import TopologyError
+from ..errors import TopologyError
 
 __all__ = ["RULES", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver"]
 
@@ -46,7 +46,7 @@ def parse_hidden(spec) -> list[int]:
 
 def check_rule(name: str, zeta: float | None = None):
     """The :class:`topo.rules.Rule` called ``name`` (``None`` for ``"dense"``); unknown names raise."""
-    from . import rules
+    from .. import rules
 
     if zeta is not None:
         rules.check_zeta(zeta)
@@ -69,7 +69,7 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     >>> [type(m).__name__ for m in dense_mlp([4, 8, 2], dropout=0.1)]
     ['Linear', 'ReLU', 'Dropout', 'Linear']
     """
-    from .nn.mlp import ACTIVATIONS
+    from ..nn.mlp import ACTIVATIONS
 
     if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
         raise TopologyError(f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}")
@@ -87,8 +87,8 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
                 activation: str = "relu", dropout: float = 0.0, backend: str = "auto", seed: int = 0,
                 device=None, init="kaiming_uniform", regrow_init="zeros") -> nn.Module:
     """The model of a run: :func:`dense_mlp` for ``rule="dense"`` (``init`` unused), else a compiled ER topology."""
-    from .graph import erdos_renyi
-    from .nn import compile
+    from ..graph import erdos_renyi
+    from ..nn import compile
 
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise TopologyError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -104,7 +104,7 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
 
 def build_evolver(model: nn.Module, rule, seed: int = 0):
     """A :class:`topo.Evolver` applying ``rule`` (a name or rule) to ``model``; ``None`` for dense models."""
-    from .evolve import Evolver
+    from ..evolve import Evolver
 
     if isinstance(rule, str):
         rule = check_rule(rule)

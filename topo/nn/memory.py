@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import TopologyError
+from ..errors import TopologyError
 
 __all__ = ["MemoryEstimate", "estimate_memory", "format_bytes", "OPTIMIZER_SLOTS", "EVOLVE_BYTES_PER_EDGE",
            "RECORD_BYTES_PER_EDGE", "RUNTIME_BYTES", "KERNELS_RUNTIME_BYTES"]
@@ -80,7 +80,7 @@ def format_bytes(n: float) -> str:
 
 @dataclass
 class MemoryEstimate:
-    """Bytes per component (see :mod:`topo.memory`); ``total`` is the expected peak."""
+    """Bytes per component (see :mod:`topo.nn.memory`); ``total`` is the expected peak."""
 
     sizes: tuple
     edges: list = field(default_factory=list)
@@ -138,7 +138,7 @@ class MemoryEstimate:
 
 
 def _layer_edges(sizes, epsilon, density, output_dense) -> list[int]:
-    from .graph.generators import _layer_densities
+    from ..graph.generators import _layer_densities
 
     pairs = list(zip(sizes[:-1], sizes[1:]))
     dens = _layer_densities(sizes, epsilon, density)
@@ -196,8 +196,8 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     >>> est.num_edges, est.parameters == 4 * (est.num_edges + 2010)
     (85680, True)
     """
-    from .graph.topology import check_sizes
-    from .nn.backends import check_backend, resolve_backend
+    from ..graph.topology import check_sizes
+    from .backends import check_backend, resolve_backend
 
     sizes = check_sizes(sizes)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -233,7 +233,7 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
         est.indices += _csr_bytes(n_in, n_out, e)  # CSR of W and Wᵀ, the permutation between them
         uses_kernels = True
     if uses_kernels and torch.device(device).type == "cpu":
-        from .nn import kernels
+        from . import kernels
         if kernels.enabled():
             est.runtime += KERNELS_RUNTIME_BYTES
     hidden = sum(sizes[1:-1])
@@ -276,7 +276,7 @@ def _csr_layout() -> list[tuple[str, int, bool]]:
     """
     global _LAYOUT
     if _LAYOUT is None:
-        from .nn.functional import CsrStructure
+        from .functional import CsrStructure
 
         n_in, n_out, e = 3, 5, 7  # distinct lengths: 7 per edge, 6 = n_out + 1, 4 = n_in + 1
         keys = torch.tensor([0, 2, 4, 6, 8, 10, 14])

@@ -9,7 +9,7 @@ file                content
                     test_acc, num_edges, train_seconds, evolve_seconds``
 ``topology.npz``    the current (after the last epoch: final) weighted topology
 ``history.npz``     :class:`topo.History` of the evolution, weights every epoch
-``checkpoint.pt``   everything needed to resume bit-identically (see :mod:`topo._checkpoint`)
+``checkpoint.pt``   everything needed to resume bit-identically (see :mod:`topo.train.checkpoint`)
 ==================  =================================================================
 
 Every file is replaced atomically at the end of each epoch; ``checkpoint.pt``
@@ -25,7 +25,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_write
+from ..utils.atomic import atomic_write
 
 __all__ = ["CONFIG", "METRICS", "TOPOLOGY", "HISTORY", "CHECKPOINT", "METRIC_COLUMNS",
            "check_run_dir", "write_json", "read_json", "write_metrics", "versions"]
@@ -68,7 +68,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a malformed one raises :class:`topo.errors.TopologyFormatError` naming it."""
-    from .errors import TopologyFormatError
+    from ..errors import TopologyFormatError
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -93,7 +93,7 @@ def versions() -> dict[str, str]:
     import numpy
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {"topo": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}

@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save`` of a dict holding only tensors and plain
 Python values (dicts, lists, tuples, numbers, strings), so it is read back with
 ``torch.load(weights_only=True)``, which executes no code from the file. It is
-written with :func:`topo._atomic.atomic_write`: a crash while saving leaves the
+written with :func:`topo.utils.atomic_write`: a crash while saving leaves the
 previous checkpoint in place.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_write
-from .errors import TopologyFormatError
-from .graph import LayerGraph, Topology
+from ..utils.atomic import atomic_write
+from ..errors import TopologyFormatError
+from ..graph import LayerGraph, Topology
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint",
            "rng_state", "set_rng_state", "topology_state", "topology_from_state"]

@@ -7,7 +7,7 @@ SET does) and :meth:`Trainer._checkpoint`. Keeping those steps apart lets
 distributed training wrap each one.
 
 With ``out_dir`` every epoch replaces the run directory's files atomically
-(see :mod:`topo._runs`); ``resume=True`` restores model, optimizer, evolver,
+(see :mod:`topo.runs`); ``resume=True`` restores model, optimizer, evolver,
 every RNG state and the metrics from ``checkpoint.pt`` and continues exactly
 where the run stopped: the resumed run is bit-identical to an uninterrupted one.
 
@@ -32,11 +32,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import _runs
-from ._checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ._fit import agree, as_xy, check_settings, dist_info, history_upto, make_optimizer, model_topology, num_edges
-from .errors import TopologyError
-from .graph import History
+from ..runs import files as _runs
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .settings import agree, as_xy, check_settings, dist_info, history_upto, make_optimizer, model_topology, num_edges
+from ..errors import TopologyError
+from ..graph import History
 
 __all__ = ["Trainer"]
 
@@ -161,7 +161,7 @@ class Trainer:
         if ckpt is None:
             self.seed_ = int(torch.randint(0, 2**31 - 1, (1,))) if self.seed is None else int(self.seed)
             if self._dist is not None:
-                from .distributed import allreduce_sum, broadcast_model
+                from ..distributed import allreduce_sum, broadcast_model
 
                 # Rank 0's seed for all (seed=None draws one per rank).
                 self.seed_ = int(allreduce_sum([self.seed_ if self._main else 0])[0])
@@ -172,7 +172,7 @@ class Trainer:
         else:
             evolved = self._restore(ckpt)
         if self._dist is not None:
-            from .distributed import check_consistent
+            from ..distributed import check_consistent
 
             check_consistent(self.model, values=True, where="at the start of training")
         if self._out is not None:
@@ -243,7 +243,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=X.device)
         dist = self._dist
         if dist is not None:
-            from .distributed import allreduce_gradients, allreduce_sum, shard
+            from ..distributed import allreduce_gradients, allreduce_sum, shard
 
             # Dropout masks differ across ranks as across the rows of one batch, and a resume with
             # the same ranks redraws them exactly.
@@ -287,7 +287,7 @@ class Trainer:
             correct += int((out.argmax(1) == yb).sum())
         self.model.train(was_training)
         if dist is not None:
-            from .distributed import allreduce_sum
+            from ..distributed import allreduce_sum
 
             loss_sum, correct = allreduce_sum([loss_sum, correct]).tolist()
         return loss_sum / n, int(correct) / n
@@ -304,7 +304,7 @@ class Trainer:
         if self._dist is None:
             step()
         else:
-            from .distributed import broadcast_evolution, check_consistent
+            from ..distributed import broadcast_evolution, check_consistent
 
             # Rank 0 decides; the others replay its births and deaths. Then every rank proves it
             # holds rank 0's topology and values.
@@ -369,7 +369,7 @@ class Trainer:
         return ckpt
 
     def _restore(self, ckpt: dict) -> bool:
-        from .errors import TopologyFormatError
+        from ..errors import TopologyFormatError
 
         path = self._out / _runs.CHECKPOINT
         try:

@@ -8,8 +8,8 @@ import os
 import torch
 from torch import nn
 
-from .errors import TopologyError, TopologyFormatError
-from .graph import History
+from ..errors import TopologyError, TopologyFormatError
+from ..graph import History
 
 __all__ = ["OPTIMIZERS", "check_settings", "make_optimizer", "as_xy", "num_edges", "model_topology",
            "history_upto", "dist_info", "agree"]
@@ -103,7 +103,7 @@ def model_topology(model: nn.Module):
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears or any(a.out_features != b.in_features for a, b in zip(linears, linears[1:])):
         return None
-    from .graph import from_dense_masks
+    from ..graph import from_dense_masks
 
     ws = [m.weight.detach().cpu() for m in linears]
     return from_dense_masks([torch.ones_like(w, dtype=torch.bool) for w in ws], ws)
@@ -141,7 +141,7 @@ def dist_info():
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return None
-    from .distributed import get_info
+    from ..distributed import get_info
 
     return get_info()
 
@@ -151,6 +151,6 @@ def agree(info, fn, *args, what: str, main_only: bool = False):
     one rank is raised on every rank (:func:`topo.distributed.agree`)."""
     if info is None:
         return fn(*args)
-    from .distributed import agree as _agree
+    from ..distributed import agree as _agree
 
     return _agree(fn, *args, what=what, ranks="main" if main_only else "all")

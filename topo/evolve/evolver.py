@@ -8,13 +8,13 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from .errors import TopologyError
-from .graph.history import History, LayerChange
-from .graph.sampling import make_generator
-from .graph.topology import Topology
-from .rules.base import RuleContext
-from .rules.compose import Rule, from_name
-from .rules.schedules import Schedule
+from ..errors import TopologyError
+from ..graph.history import History, LayerChange
+from ..graph.sampling import make_generator
+from ..graph.topology import Topology
+from ..rules.base import RuleContext
+from ..rules.compose import Rule, from_name
+from ..rules.schedules import Schedule
 
 __all__ = ["Evolver"]
 
@@ -22,7 +22,7 @@ _EMPTY = torch.empty(2, 0, dtype=torch.int64)
 
 
 def _sparse_layers(model: nn.Module) -> list[nn.Module]:
-    from .nn.linear import SparseLinear
+    from ..nn.linear import SparseLinear
 
     layers = list(model.sparse_layers) if hasattr(model, "sparse_layers") else \
         [m for m in model.modules() if isinstance(m, SparseLinear)]
@@ -35,7 +35,7 @@ def _sparse_layers(model: nn.Module) -> list[nn.Module]:
 def _activation_fn(spec):
     if callable(spec):
         return spec
-    from .nn.mlp import ACTIVATIONS
+    from ..nn.mlp import ACTIVATIONS
 
     if isinstance(spec, str) and spec.lower() in ACTIVATIONS:
         return ACTIVATIONS[spec.lower()]()
@@ -110,7 +110,7 @@ class Evolver:
         self.schedule = schedule or Schedule()
         self.generator = make_generator(seed)
         if init is not None:
-            from .nn.init import check_init
+            from ..nn.init import check_init
 
             init = check_init(init)
         self.init = init
@@ -202,7 +202,7 @@ class Evolver:
                 if result.births.shape[1]:
                     old_to_new = self._rewire(k, layer, result.graph)
                     if self.optimizer is not None:
-                        from .nn.optim import remap_optimizer_state
+                        from ..nn.optim import remap_optimizer_state
 
                         remap_optimizer_state(self.optimizer, layer, old_to_new)
                 changes[k] = LayerChange(result.births, result.deaths)
@@ -234,7 +234,7 @@ class Evolver:
     # -- scores -----------------------------------------------------------------------------------
     def _collect(self, data, needs: set) -> list[dict]:
         """Activations ``(pre, post)`` and/or gradients ``(x, dY)`` per sparse layer over a sample of ``data``."""
-        from ._collect import collect_scores
+        from .collect import collect_scores
 
         if data is None:
             raise TopologyError(f"rule {getattr(self.rule, 'name', self.rule)!r} needs {sorted(needs)}: "

@@ -7,7 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .errors import TopologyError
+from ..errors import TopologyError
 
 __all__ = ["collect_scores", "sample_batches"]
 
