@@ -171,14 +171,14 @@ def test_bench_training_runs_small(tmp_path, capsys):
 
 def test_standardize_is_recorded_changes_inputs_and_survives_resume(tmp_path):
     raw, std, part = tmp_path / "raw", tmp_path / "std", tmp_path / "part"
-    assert train(raw, "--epochs", "2", "--rule", "static") == 0
-    assert train(std, "--epochs", "2", "--rule", "static", "--standardize") == 0
+    assert train(raw, "--epochs", "2", "--rule", "static", "--no-standardize") == 0
+    assert train(std, "--epochs", "2", "--rule", "static") == 0   # z-scored by default
     assert json.loads((std / "config.json").read_text())["standardize"] is True
     assert json.loads((raw / "config.json").read_text())["standardize"] is False
     m_raw, m_std = pd.read_csv(raw / "metrics.csv"), pd.read_csv(std / "metrics.csv")
     assert m_raw.train_loss.iloc[0] != m_std.train_loss.iloc[0]   # the model saw other inputs
     # a resumed run standardises again (the flag comes from config.json): same as one uninterrupted run
-    assert train(part, "--epochs", "1", "--rule", "static", "--standardize") == 0
+    assert train(part, "--epochs", "1", "--rule", "static") == 0
     assert main(["train", "--out", str(part), "--resume", "--epochs", "2", "--quiet"]) == 0
     m_part = pd.read_csv(part / "metrics.csv")
     pd.testing.assert_frame_equal(m_part.drop(columns=TIMINGS), m_std.drop(columns=TIMINGS))
@@ -193,7 +193,14 @@ def test_init_and_regrow_init_reach_the_model_and_the_config(tmp_path):
     # effective-fan He bound (mean in-degree 8: sqrt(6 / 8))
     w0 = topo.graph.History.load(out / "history.npz").weights(0)[1]
     assert 0.9 * (6 / 32) ** 0.5 < w0.abs().max() <= (6 / 32) ** 0.5
-    default = tmp_path / "default"
+    default = tmp_path / "default"   # --rule set's recipe: He-uniform on the dense fan-in, AllReLU
     assert train(default, "--epochs", "1") == 0
-    assert json.loads((default / "config.json").read_text())["init"] == "kaiming_uniform"
-    assert topo.graph.History.load(default / "history.npz").weights(0)[1].abs().max() > (6 / 32) ** 0.5
+    cfg = json.loads((default / "config.json").read_text())
+    assert (cfg["activation"], cfg["init"], cfg["regrow_init"]) == \
+        ("allrelu", "kaiming_uniform_dense", "kaiming_uniform_dense")
+    w0 = topo.graph.History.load(default / "history.npz").weights(0)[1].abs().max()
+    assert 0.9 * (6 / 16) ** 0.5 < w0 <= (6 / 16) ** 0.5
+    other = tmp_path / "rigl"   # other rules keep the effective-fan He start
+    assert train(other, "--epochs", "1", "--rule", "rigl") == 0
+    assert json.loads((other / "config.json").read_text())["init"] == "kaiming_uniform"
+    assert topo.graph.History.load(other / "history.npz").weights(0)[1].abs().max() > (6 / 16) ** 0.5

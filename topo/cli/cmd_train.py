@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
 #: Defaults of a new run; ``None`` in the parser means "not given", so --resume can tell
 #: an explicit setting from a default.
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
-            "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros"}
+            "dropout": 0.3, "activation": "auto", "optimizer": "sgd", "seed": 0, "device": "cpu",
+            "backend": "auto", "standardize": True, "init": "auto", "regrow_init": "auto"}
+# What runs written before the "auto" recipes (and without these keys in config.json) trained with.
+_LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False}
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -20,9 +24,9 @@ def add_parser(sub) -> None:
                     ", every epoch, verified by the sha256s of its manifest; one process at a time holds its "
                     "lock); --resume continues a run bit-identically.")
     p.add_argument("--dataset", help="digits, mnist, fashion-mnist, coil20, synthetic[:k=v,...], mat:PATH")
-    p.add_argument("--standardize", action="store_true", default=None,
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="z-score every feature with the training split's mean and std (SET's reference "
-                        "preprocessing; default: features as loaded, in [0, 1])")
+                        "preprocessing; default on; --no-standardize keeps the features as loaded, in [0, 1])")
     p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
@@ -39,14 +43,17 @@ def add_parser(sub) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
     p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ..., allrelu[:ALPHA] (SET's alternating "
-                                        "leaky ReLU, Curci et al. 2021; α 0.6 by default) (default relu)")
+                                        "leaky ReLU, Curci et al. 2021; α 0.6 by default); default auto: allrelu "
+                                        "for set/static, relu otherwise")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
     p.add_argument("--init", help="initial weights of the sparse layers (topo.nn.init; the dense MLP keeps "
-                                  "nn.Linear's): kaiming_uniform (effective fan-in; default), "
+                                  "nn.Linear's): auto (default: kaiming_uniform_dense for set/static, as SET's "
+                                  "code; kaiming_uniform otherwise), kaiming_uniform (effective fan-in), "
                                   "xavier_uniform, kaiming_uniform_dense, xavier_uniform_dense (the dense layer's "
                                   "fans, as SET's Keras and CTRE's code), normal:SIGMA")
-    p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
+    p.add_argument("--regrow-init", help="weights of regrown edges: auto (default: the initial scheme for set/static, "
+                                         "as SET's code; zeros otherwise, as RigL), zeros, or any --init scheme")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
@@ -76,7 +83,9 @@ def _settings(args) -> dict:
     if not args.resume:
         if "dataset" not in given:
             raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
-        s = {**DEFAULTS, **given}
+        from .factory import resolve_auto
+
+        s = resolve_auto({**DEFAULTS, **given})
         if s["epsilon"] is None and s["density"] is None:
             s["epsilon"] = 20.0
         return s
@@ -85,7 +94,7 @@ def _settings(args) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {RunDir.CONFIG}")
     saved = run.read_config()
-    s = {k: saved.get(k, v) for k, v in {**DEFAULTS, "dataset": None}.items()}
+    s = {k: saved.get(k, _LEGACY.get(k, v)) for k, v in {**DEFAULTS, "dataset": None}.items()}
     _check_saved(s, path)
     for key, value in given.items():
         if key in _RESUMABLE:

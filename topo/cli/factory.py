@@ -84,6 +84,39 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     return nn.Sequential(*mods)
 
 
+#: What ``"auto"`` means for ``topo train``'s activation, initial and regrown weights. SET and its
+#: static baseline follow SET's own code (SelimaC/large-scale-sparse-neural-networks,
+#: ``set_mlp_sequential.py``: ``AlternatedLeftReLU(∓0.6)``, He-uniform on the dense fan-in for initial
+#: *and* regrown weights); +1.8 points on Fashion-MNIST at 10 epochs (docs/results.md §6). The other
+#: rules keep the settings their own studies were tuned with (ε = 1 cosine rules do not train from a
+#: dense-fan start: docs/results.md §2); the dense MLP is an ordinary torch MLP with ReLU.
+RECIPES = {
+    "set": {"activation": "allrelu", "init": "kaiming_uniform_dense", "regrow_init": "kaiming_uniform_dense"},
+    "static": {"activation": "allrelu", "init": "kaiming_uniform_dense", "regrow_init": "kaiming_uniform_dense"},
+    "dense": {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros"},
+}
+_OTHER = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros"}
+
+
+def resolve_auto(settings: dict) -> dict:
+    """``settings`` with every ``"auto"`` activation/init/regrow_init replaced by its rule's recipe.
+
+    Examples
+    --------
+    >>> resolve_auto({"rule": "set", "activation": "auto", "init": "auto", "regrow_init": "zeros"})["init"]
+    'kaiming_uniform_dense'
+    >>> resolve_auto({"rule": "rigl", "activation": "auto", "init": "auto", "regrow_init": "auto"})["activation"]
+    'relu'
+    """
+    rule = str(settings.get("rule", "")).strip().lower()
+    recipe = RECIPES.get(rule, _OTHER)
+    out = dict(settings)
+    for key, value in recipe.items():
+        if out.get(key) == "auto":
+            out[key] = value
+    return out
+
+
 def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, density: float | None = None,
                 activation: str = "relu", dropout: float = 0.0, backend: str = "auto", seed: int = 0,
                 device=None, init="kaiming_uniform", regrow_init="zeros") -> nn.Module:
