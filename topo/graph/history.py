@@ -16,7 +16,53 @@ from .serialize import (check_keys, index_dtype, read_npz, topology_arrays, topo
                         topology_keys, write_npz)
 from .topology import Topology
 
-__all__ = ["LayerChange", "History"]
+__all__ = ["LayerChange", "History", "HistoryWeights", "parse_history_weights"]
+
+# numpy (the .npz) has no bfloat16, so half precision means float16.
+_WEIGHT_DTYPES = {"float32": torch.float32, "f32": torch.float32, "float16": torch.float16, "f16": torch.float16}
+
+
+@dataclass(frozen=True)
+class HistoryWeights:
+    """Which updates record weights (``every``: each ``every``-th; 0: none) and in which dtype."""
+
+    every: int = 1
+    dtype: torch.dtype = torch.float32
+
+    def due(self, update: int) -> bool:
+        """Whether the ``update``-th update (1-based) records its weights."""
+        return self.every > 0 and update % self.every == 0
+
+
+def parse_history_weights(spec) -> HistoryWeights:
+    """Parse ``"all"``, ``"every:K"``, ``"none"`` (or an int ``K``), optionally suffixed ``":float16"``.
+
+    Examples
+    --------
+    >>> parse_history_weights("every:5:float16")
+    HistoryWeights(every=5, dtype=torch.float16)
+    >>> parse_history_weights("none").every, parse_history_weights("all").dtype
+    (0, torch.float32)
+    """
+    if isinstance(spec, HistoryWeights):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = f"every:{spec}"
+    if not isinstance(spec, str):
+        raise TopologyError(f"history weights must be 'all', 'every:K' or 'none' (optionally ':float16'), "
+                            f"got {spec!r}")
+    parts = spec.strip().lower().split(":")
+    dtype = torch.float32
+    if len(parts) > 1 and parts[-1] in _WEIGHT_DTYPES:
+        dtype = _WEIGHT_DTYPES[parts.pop()]
+    if parts == ["all"]:
+        return HistoryWeights(1, dtype)
+    if parts == ["none"]:
+        return HistoryWeights(0, dtype)
+    if len(parts) == 2 and parts[0] == "every" and parts[1].isdigit() and int(parts[1]) >= 1:
+        return HistoryWeights(int(parts[1]), dtype)
+    raise TopologyError(f"history weights must be 'all', 'every:K' (K >= 1) or 'none', optionally followed by "
+                        f"':float16', got {spec!r}")
 
 
 def _edge_index(x) -> torch.Tensor:
