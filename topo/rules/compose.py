@@ -369,7 +369,7 @@ def from_name(name: str, zeta: float | None = None, *, mode: str = "exact", pool
     ``"static"``, or ``"PRUNE+GROW"`` with PRUNE in ``magnitude`` (per sign),
     ``magnitude-global``, ``cosine``, ``random`` and GROW in ``random``,
     ``cosine``, ``gradient``. ``zeta`` defaults to the rule's own (0.2 for
-    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx-uniform"``, ``"approx"``)
+    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx"``, ``"pool"``, ``"pool-uniform"``)
     and ``pool_factor`` apply to cosine and gradient growth, ``patience`` to CTRE-seq,
     ``allow_regrow_pruned`` to every rule but ``static`` and ``ctre-sim``.
 
