@@ -136,14 +136,19 @@ def _edge_grad(st: CsrStructure, values: torch.Tensor, gyt: torch.Tensor, xt: to
 class _CsrLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, values, bias, st: CsrStructure):
-        xt = x.t().contiguous()                       # free when x is a transposed view
-        if kernels.supports(xt, values):
+        fast = kernels.supports(x, values)
+        if fast:  # any layout of x: a transposed view is free, a row-major x is transposed in parallel
+            xt = kernels.contiguous_rows(x.t())
             crow, col = st.host()[:2]
             yt = kernels.spmm(crow, col, values, xt, bias)
         else:
+            xt = x.t().contiguous()                   # free when x is a transposed view
             yt = _spmm(st.matrix(values), xt, bias)
         ctx.st = st
         ctx.has_bias = bias is not None
+        # The input gradient is returned in the input's own layout, so neither autograd's
+        # AccumulateGrad (for a leaf x) nor the op that made x has to copy it into shape.
+        ctx.x_row_major = x.stride(-1) == 1 and not x.t().is_contiguous()
         ctx.save_for_backward(xt, values)
         return yt.t()
 
@@ -152,30 +157,18 @@ class _CsrLinear(torch.autograd.Function):
     def backward(ctx, gy):
         xt, values = ctx.saved_tensors
         st: CsrStructure = ctx.st
-        gyt = gy.t().contiguous()                     # free when gy is a transposed view
-        fast = kernels.supports(gyt, xt, values)
+        fast = kernels.supports(gy, xt, values)
+        # free when gy is a transposed view (inside a stack of layers); parallel transpose otherwise
+        gyt = kernels.contiguous_rows(gy.t()) if fast else gy.t().contiguous()
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
             if fast:  # Wᵀ · dYᵀ reading W's values through the cached permutation, in place
                 crow_t, col_t, perm = st.host()[2:]
-                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm).t()
+                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm, transpose_out=ctx.x_row_major).t()
             else:
                 gx = _spmm(st.matrix_t(values), gyt).t()
         if ctx.needs_input_grad[1]:
             gv = kernels.sddmm(*st.host()[:2], gyt, xt) if fast else _edge_grad(st, values, gyt, xt)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gyt.sum(1)
-        return gx, gv, gb, None
-        if ctx.needs_input_grad[0]:
-            gx = _spmm(st.matrix_t(values), gyt).t()
-        if ctx.needs_input_grad[1]:
-            # dW at the edges only: (dyᵀ · x)[dst, src]. mat2 = x as a column-major view (rows of xᵀ
-            # contiguous) makes every edge's dot product run over contiguous memory. Writing into
-            # `out=` (a fresh zeroed value buffer; beta=0 still reads it) skips the copy of the
-            # structure that sampled_addmm makes otherwise, and hands autograd a plain tensor.
-            gv = torch.zeros_like(values)
-            s = _csr(st.crow, st.col, gv, (st.n_out, st.n_in))
-            torch.sparse.sampled_addmm(s, gyt, xt.t(), beta=0.0, out=s)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gyt.sum(1)
         return gx, gv, gb, None
