@@ -27,7 +27,7 @@ from ._rundir import load_run
 __all__ = ["build_report", "SECTIONS", "DEFAULT_BOOTSTRAP", "parse_epochs"]
 
 #: Section ids of the report, in order (the integration test checks each is in the DOM).
-SECTIONS = ("config", "metrics", "degrees", "scale-free", "importance", "selection", "drift")
+SECTIONS = ("config", "metrics", "degrees", "scale-free", "importance", "selection", "edges", "drift")
 #: Bootstrap resamples per sequence in the report: p-value standard error ≈ 0.02 near p = 0.1,
 #: and a Fashion-MNIST MLP report (3 epochs × 8 sequences) well inside a minute.
 DEFAULT_BOOTSTRAP = 250
@@ -301,6 +301,15 @@ def _sections(run, wanted, dist, summary, sf, imp, imp_s, shape, why, sel, dr, t
                      f"({int(sel['n_test'].iloc[0])} rows)."))
         s.add(H.image(plots.png(plots.selection_figure(sel)), "selection accuracy"))
         s.add(H.table(sel.drop(columns=["features"])))
+    secs.append(s)
+
+    s = H.Section("edges", "Edges per layer")
+    frame = h.frame()
+    s.add(H.note("Edge count of each layer after every update. Rules that rewire keep it flat; "
+                 "density-changing rules (gradual magnitude pruning, GraNet) follow their schedule."))
+    s.add(H.image(plots.png(plots.edges_figure(frame)), "edges per layer over time"))
+    s.add(H.table(frame.pivot(index="epoch", columns="layer", values="num_edges")
+                  .rename(columns=lambda k: f"layer {k}").reset_index()))
     secs.append(s)
 
     s = H.Section("drift", "Topology drift")
