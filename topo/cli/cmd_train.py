@@ -88,9 +88,10 @@ def _settings(args) -> dict:
     path = run / RunDir.CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {RunDir.CONFIG}")
-    saved = run.read_config()
+    saved = run.read_config(verify=False)
     s = {k: saved.get(k, v) for k, v in {**DEFAULTS, "dataset": None}.items()}
-    _check_saved(s, path)
+    _check_saved(s, path)  # a wrong type is named before the manifest says the file was changed
+    run.verify(RunDir.CONFIG)
     for key, value in given.items():
         if key in _RESUMABLE:
             s[key] = value
