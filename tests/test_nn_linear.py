@@ -130,7 +130,7 @@ def test_state_dict_round_trip_and_resize():
 
 def test_double_and_layer_graph():
     mod = SparseLinear.from_layer_graph(_layer(), backend="csr", seed=0).double()
-    assert mod.weight.dtype == torch.float64 and mod.edge_index.dtype == torch.int64
+    assert mod.weight.dtype == torch.float64 and mod.edge_index.dtype == torch.int32  # indices keep their dtype
     x = torch.randn(2, 30, dtype=torch.float64)
     torch.testing.assert_close(mod(x), x @ mod.to_dense().t() + mod.bias.detach())
     g = mod.layer_graph()
