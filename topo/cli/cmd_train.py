@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 2e-4)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
-    p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ... (default relu)")
+    p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ..., allrelu[:ALPHA] (SET's alternating "
+                                        "leaky ReLU, Curci et al. 2021; α 0.6 by default) (default relu)")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
     p.add_argument("--init", help="initial weights of the sparse layers (topo.nn.init; the dense MLP keeps "
