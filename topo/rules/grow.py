@@ -89,7 +89,7 @@ class CosineGrow(_ScoredGrow):
     mode : {"exact", "approx", "pool", "pool-uniform"}
         ``"exact"`` ranks every free position in blocks of at most
         ``block_bytes`` of scores; ``"approx"`` finds candidates by a
-        similarity search (FAISS inverted files when installed) in a
+        similarity search (blocked products, or FAISS inverted files) in a
         subspace of the activations and ranks them exactly, sub-quadratic
         with high recall of the exact ranking (``pool_factor`` sets the
         candidates per neuron); ``"pool-uniform"`` ranks a uniform random pool of

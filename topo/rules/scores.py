@@ -204,8 +204,8 @@ class PairScores:
             ``"exact"`` ranks every free pair, ``block_bytes`` of scores at a
             time. ``"approx"`` searches each output's ``m_out = ⌈pool_factor·k
             / n_out + taken / n_out⌉`` and each input's ``m_in`` best partners
-            in a ``search_dim``-dimensional subspace (FAISS when installed,
-            ``search_backend``), then ranks those candidates by their exact
+            in a ``search_dim``-dimensional subspace (``search_backend``:
+            blocked products, or ``"faiss"``), then ranks those candidates by their exact
             scores (:mod:`topo.rules.search`): sub-quadratic, high recall of
             the exact top ``k``. ``"pool-uniform"`` (formerly
             ``"approx-uniform"``) ranks a uniform pool of ``ceil(pool_factor·k)``
