@@ -9,7 +9,8 @@ import argparse
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "auto", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto", "standardize": True, "init": "auto", "regrow_init": "auto"}
+            "backend": "auto", "standardize": True, "init": "auto", "regrow_init": "auto",
+            "model": "mlp", "cd_k": 1, "persistent": False, "visible": "bernoulli"}
 DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # What runs written before the "auto" recipes (and without these keys in config.json) trained with.
 _LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False}
@@ -27,8 +28,17 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", help="digits, mnist, fashion-mnist, coil20, synthetic[:k=v,...], mat:PATH")
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="z-score every feature with the training split's mean and std (SET's reference "
-                        "preprocessing; default on; --no-standardize keeps the features as loaded, in [0, 1])")
-    p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000)")
+                        "preprocessing; default on for --model mlp, off for --model rbm; --no-standardize "
+                        "keeps the features as loaded, in [0, 1])")
+    p.add_argument("--model", choices=("mlp", "rbm"),
+                   help="mlp: a classifier (default); rbm: a SET-RBM (topo.nn.SparseRBM) trained by contrastive "
+                        "divergence on the features alone, --hidden N hidden units, ε = 11 unless given")
+    p.add_argument("--cd-k", type=int, help="--model rbm: Gibbs steps of CD-k (default 1)")
+    p.add_argument("--persistent", action="store_true", default=None, help="--model rbm: persistent CD")
+    p.add_argument("--visible", choices=("bernoulli", "gaussian"),
+                   help="--model rbm: visible units (default bernoulli; gaussian wants --standardize)")
+    p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000; "
+                                    "--model rbm: one size)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
                                                     "(default 20 unless --density)")
@@ -91,7 +101,9 @@ def _settings(args) -> dict:
 
         s = resolve_auto({**DEFAULTS, **given})
         if s["epsilon"] is None and s["density"] is None:
-            s["epsilon"] = 20.0
+            s["epsilon"] = 11.0 if s["model"] == "rbm" else 20.0  # the SET paper's RBM and MLP settings
+        if s["model"] == "rbm" and "standardize" not in given:
+            s["standardize"] = False  # Bernoulli visible units model [0, 1] pixels
         return s
     run = RunDir(args.out).check(resume=True)
     path = run / RunDir.CONFIG
@@ -222,6 +234,10 @@ def _train(args) -> int:
     if isinstance(s["epochs"], int) and s["epochs"] < 1:
         from ..errors import TopologyError
         raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
+    if s["model"] == "rbm":
+        from ._train_rbm import train_rbm
+
+        return train_rbm(args, s)
     hidden = parse_hidden(s["hidden"])
     rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
     from ..nn.init import check_init
