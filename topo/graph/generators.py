@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import TopologyError
-from .layer import LayerGraph
+from .layer import LayerGraph, check_key_space
 from .sampling import make_generator, sample_keys
 from .topology import Topology, check_sizes
 
@@ -64,6 +64,8 @@ def erdos_renyi(sizes: Sequence[int], epsilon: float | None = None, density=None
     [1640, 1000]
     """
     sizes = check_sizes(sizes)
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        check_key_space(n_in, n_out)  # before sampling: torch cannot draw keys beyond int64
     densities = _layer_densities(sizes, epsilon, density)
     g = make_generator(seed)
     layers = []
