@@ -27,11 +27,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from ..errors import TopologyError
+    from ..utils.signals import exit_code, stop_on_signals
     try:
-        return int(args.func(args) or 0)
+        # SIGTERM stops a command like Ctrl-C does: cleanup runs, launched ranks are stopped, exit 143.
+        with stop_on_signals():
+            return int(args.func(args) or 0)
     except (TopologyError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"topo {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(f"topo {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return exit_code(err)
