@@ -15,7 +15,6 @@ after the last epoch. Fashion-MNIST and COIL20 (../shared/data/COIL20.mat, read 
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 
 import topo
+from topo.runs import RunDir
 from topo import datasets
 from topo.rules import CosineGrow, CosinePrune, MagnitudePrune, RandomGrow, Rule
 
@@ -83,7 +83,7 @@ def train(rule_name: str, dataset: str, sizes: list, data, args, seed: int, run_
     evolver = topo.Evolver(model, RULES[rule_name](args), seed=seed, max_samples=args.samples)
     config = {"dataset": dataset, "rule": rule_name, "example": "cosine_extreme_sparsity",
               **{k: vars(args)[k] for k in CONFIG_KEYS}}
-    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "checkpoint.pt").exists() else {}
+    saved = RunDir(run_dir).read_config() if (run_dir / RunDir.CHECKPOINT).exists() else {}
     if saved and any(saved.get(k) != v for k, v in config.items()):  # never mix two protocols in one run
         raise SystemExit(f"{run_dir} holds a run with other settings; choose another --out")
     trainer = topo.Trainer(model, optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=evolver,

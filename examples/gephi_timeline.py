@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import topo
+from topo.runs import RunDir
 from topo import datasets
 
 HOW_TO_PLAY = """\
@@ -44,7 +45,7 @@ How to play {path} in Gephi (0.10):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="dynamic GEXF of a SET run for Gephi's timeline",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", help="export this run directory (history.npz) instead of training")
+    p.add_argument("--run", help="export this run directory (its history) instead of training")
     p.add_argument("--datasets", default="digits", help="dataset to train on (one name)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", type=int, default=1, help="number of seeds: the first is used")
@@ -67,7 +68,7 @@ def train_set(args, run_dir: Path) -> Path:
                          regrow_init="zeros")  # regrown weights start at 0, as in SET's Keras code
     trainer = topo.Trainer(model, lr=0.05, momentum=0.9, weight_decay=2e-4, batch_size=32,
                            evolver=topo.Evolver(model, topo.rules.SET(0.3), seed=0), epochs=args.epochs, seed=0,
-                           out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=False,
+                           out_dir=run_dir, resume=(run_dir / RunDir.CHECKPOINT).exists(), progress=False,
                            run_config={"dataset": info.name, "example": "gephi_timeline", "epsilon": args.epsilon})
     trainer.fit(datasets.load(info.name, "train"), datasets.load(info.name, "test"))
     print(trainer.metrics_[["epoch", "train_loss", "test_acc", "num_edges"]].to_string(index=False))
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run) if args.run else train_set(args, out / "run")
-    history = topo.History.load(run_dir / "history.npz")
+    history = RunDir(run_dir).read_history()  # verified against the run's manifest
     layers = list(range(history.num_layers)) if args.layers is None else [int(k) for k in args.layers.split(",")]
 
     path = out / "evolution.gexf"

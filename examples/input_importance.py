@@ -17,7 +17,6 @@ SET run of set_vs_dense.py.
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -26,13 +25,14 @@ import pandas as pd
 
 import analysis
 import topo
+from topo.runs import RunDir
 from topo import datasets
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="input importance of an evolved SET-MLP",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", help="analyse this run directory (history.npz, config.json) instead of training")
+    p.add_argument("--run", help="analyse this run directory (its history and config) instead of training")
     p.add_argument("--datasets", default="mnist", help="dataset to train on (one name)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1, help="the run's seed (number of seeds: the first is used)")
@@ -64,7 +64,7 @@ def train_set(args, run_dir: Path) -> Path:
     X, Xt = datasets.standardize(X, Xt)
     topo.Trainer(model, lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=evolver,
                  epochs=args.epochs, batch_size=128, seed=0, out_dir=run_dir,
-                 resume=(run_dir / "checkpoint.pt").exists(), progress=False,
+                 resume=(run_dir / RunDir.CHECKPOINT).exists(), progress=False,
                  run_config={"dataset": info.name, "example": "input_importance", "epsilon": args.epsilon, "zeta": 0.3,
                              "init": init, "standardize": True}).fit((X, y), (Xt, yt))
     if args.bootstrap > 0:
@@ -86,8 +86,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run) if args.run else train_set(args, out / "run")
-    history = topo.History.load(run_dir / "history.npz")
-    name = json.loads((run_dir / "config.json").read_text()).get("dataset") or args.datasets  # the run's data
+    run = RunDir(run_dir)  # reads are verified against the run's manifest
+    history = run.read_history()
+    name = run.read_config().get("dataset") or args.datasets  # the run's data
     end = history.epochs[-1]
     start_t, end_t = history.topology(0), history.final
     rankings = {f"{by}, epoch {e:g}": analysis.input_importance(t, by=by)

@@ -7,7 +7,8 @@ epoch and carries the optimizer's momentum for the surviving edges; the training
 The script trains the CNN with a plain torch loop, evolves the head with --rule (any
 topo.rules.from_name name: set, ctre-sim, rigl, cosine+cosine, ...), checks that a state_dict saved
 after evolution loads into a fresh model (the sparse layers resize to the saved edges), and writes a
-run directory (config.json, metrics.csv, history.npz, model.pt) with an HTML report.
+run directory (topo.runs.RunDir: config, metrics, history and the model's state_dict, all listed with
+their sha256 in its manifest, written under its lock) with an HTML report.
 
     python examples/plug_into_torch.py                        # MNIST, 5 epochs
     python examples/plug_into_torch.py --rule ctre-sim --datasets fashion-mnist
@@ -15,8 +16,6 @@ run directory (config.json, metrics.csv, history.npz, model.pt) with an HTML rep
 """
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 import topo
+from topo.runs import RunDir
 from topo import datasets
 
 
@@ -64,17 +64,19 @@ def parse_args(argv=None):
     return args
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # never a half-written file
+def open_run(out: Path) -> RunDir:
+    """The example's run directory, locked: a new one, or its own earlier run (replaced); any other run is refused."""
+    run = RunDir(out)
+    if run.holds_run and run.read_config(verify=False).get("example") != "plug_into_torch":
+        raise SystemExit(f"{out} holds a run that is not this example's; choose another --out")
+    return run.open(resume=run.holds_run)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
     out, seed = Path(args.out), 0
-    out.mkdir(parents=True, exist_ok=True)
+    run = open_run(out)  # fails at once if another process is writing there
     info = datasets.info(args.datasets)
     if info.image_shape is None or info.image_shape[0] != info.image_shape[1]:
         raise SystemExit(f"{info.name} is not a square image dataset")
@@ -114,9 +116,9 @@ def main(argv=None) -> int:
               f"{row['num_edges']} head edges, {row['births']} rewired", flush=True)
 
     # The evolved model is an ordinary nn.Module: its state_dict round-trips into a fresh instance.
-    torch.save(model.state_dict(), out / "model.pt")
+    run.write_file("model.pt", lambda path: torch.save(model.state_dict(), path))
     fresh = SparseHeadCNN(info.image_shape[0], info.n_classes, args.hidden, args.epsilon, seed=123)
-    fresh.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    fresh.load_state_dict(torch.load(run.verify("model.pt"), weights_only=True))
     fresh.eval()
     model.eval()
     with torch.no_grad():
@@ -124,11 +126,12 @@ def main(argv=None) -> int:
     print(f"state_dict round trip into a fresh model: identical outputs = {same}")
 
     metrics = pd.DataFrame(rows)
-    write_atomic(out / "metrics.csv", metrics.to_csv(index=False))
-    write_atomic(out / "config.json", json.dumps({"dataset": info.name, "rule": args.rule, "epochs": args.epochs,
-                                                 "epsilon": args.epsilon, "hidden": args.hidden, "seed": seed,
-                                                 "example": "plug_into_torch"}, indent=2))
-    evolver.history_.save(out / "history.npz")
+    with run.transaction():  # written together (atomically, each), then listed in the manifest
+        run.write_metrics(rows)
+        run.write_config({"dataset": info.name, "rule": args.rule, "epochs": args.epochs, "epsilon": args.epsilon,
+                          "hidden": args.hidden, "seed": seed, "example": "plug_into_torch"})
+        run.write_history(evolver.history_)
+    run.close()
     from analysis.report import build_report
 
     print(f"report: {build_report(out, bootstrap=20)}")

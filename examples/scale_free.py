@@ -29,13 +29,14 @@ import pandas as pd
 
 import analysis
 import topo
+from topo.runs import RunDir
 from topo import datasets
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="scale-free tests of a SET run",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", help="analyse this run directory (history.npz) instead of training")
+    p.add_argument("--run", help="analyse this run directory (its history) instead of training")
     p.add_argument("--datasets", default="fashion-mnist", help="dataset to train on (one name)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1, help="the run's seed (number of seeds: the first is used)")
@@ -59,7 +60,7 @@ def train_set(args, run_dir: Path) -> Path:
                          regrow_init="zeros")  # regrown weights start at 0, as in SET's Keras code
     topo.Trainer(model, lr=args.lr, momentum=0.9, weight_decay=2e-4, evolver=topo.Evolver(model, topo.rules.SET(0.3)),
                  epochs=args.epochs, batch_size=128, seed=0, out_dir=run_dir, progress=False,
-                 resume=(run_dir / "checkpoint.pt").exists(),
+                 resume=(run_dir / RunDir.CHECKPOINT).exists(),
                  run_config={"dataset": info.name, "example": "scale_free", "epsilon": args.epsilon, "zeta": 0.3}
                  ).fit(datasets.load(info.name, "train"), datasets.load(info.name, "test"))
     from analysis.report import build_report
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run) if args.run else train_set(args, out / "run")
-    history = topo.History.load(run_dir / "history.npz")
+    history = RunDir(run_dir).read_history()  # verified against the run's manifest
     end = history.epochs[-1]
 
     summary = analysis.degree_summary(analysis.degrees(history, epochs=[0, end]))

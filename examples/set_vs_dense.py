@@ -17,7 +17,6 @@ Prints test accuracy (mean ± std over seeds), parameters and epoch times; write
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 import topo
+from topo.runs import RunDir
 from topo import datasets
 
 DROPOUT = 0.3  # after every hidden layer of all three models
@@ -72,7 +72,7 @@ def build(kind: str, sizes: list, args, seed: int):
 
 def resumable(run_dir: Path, config: dict) -> bool:
     """Continue a run only if it was started with the same settings (never mix two protocols in one run)."""
-    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "checkpoint.pt").exists() else {}
+    saved = RunDir(run_dir).read_config() if (run_dir / RunDir.CHECKPOINT).exists() else {}
     changed = {k: (saved.get(k), v) for k, v in config.items() if saved and saved.get(k) != v}
     if changed:
         raise SystemExit(f"{run_dir} holds a run with other settings (saved, now): {changed}; choose another --out")

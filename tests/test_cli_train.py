@@ -105,6 +105,7 @@ def test_every_rule_trains(tmp_path, rule):
     (["--activation", "swish9"], "swish9"),
     (["--init", "lecun"], "'lecun'"),
     (["--regrow-init", "normal:x"], "normal:x"),
+    (["--history-weights", "every:0"], "every:0"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, capsys, args, message):
     out = tmp_path / "run"
@@ -197,3 +198,17 @@ def test_init_and_regrow_init_reach_the_model_and_the_config(tmp_path):
     assert train(default, "--epochs", "1") == 0
     assert json.loads((default / "config.json").read_text())["init"] == "kaiming_uniform"
     assert topo.graph.History.load(default / "history.npz").weights(0)[1].abs().max() > (6 / 32) ** 0.5
+
+
+def test_history_weights_every_k_in_float16(tmp_path):
+    out = tmp_path / "run"
+    assert train(out, "--epochs", "4", "--history-weights", "every:2:float16") == 0
+    h = topo.History.load(out / "history.npz")
+    assert h.epochs == [0.0, 1.0, 2.0, 3.0]
+    assert [h.weights(e) is None for e in (1.0, 2.0, 3.0)] == [True, False, True]
+    assert {w.dtype for w in h.weights(2.0)} == {torch.float16}
+    assert json.loads((out / "config.json").read_text())["history_weights"] == "every:2:float16"
+    none = tmp_path / "none"
+    assert train(none, "--epochs", "3", "--history-weights", "none") == 0
+    h = topo.History.load(none / "history.npz")
+    assert h.epochs == [0.0, 1.0, 2.0] and h.weights(1.0) is None and h.weights(2.0) is None

@@ -2,6 +2,8 @@
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -282,6 +284,23 @@ def _resave(src, dst, **changes):
     (dict(stray=np.array(1)), r"unexpected arrays \['stray'\]"),
 ])
 def test_inconsistent_history_files(tmp_path, changes, match):
+    # The first layout (one array per layer over all steps), as older topo wrote it.
+    _resave(Path(__file__).parent / "data" / "history_v1.npz", tmp_path / "bad.npz", **changes)
+    with pytest.raises(TopologyFormatError, match=match):
+        History.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(__version__=np.array(7)), "format version 7"),
+    (dict(**{"step000001.epoch": np.float64(0.5)}), "inconsistent history: epoch 0.5 must be finite and after"),
+    (dict(**{"step000000.seconds": np.zeros(3)}), r"step000000.seconds has shape \(3,\)"),
+    (dict(**{"step000000.layer0.deaths": np.array([[9], [9]], np.int32)}),
+     "inconsistent history: layer 0: deaths src index 9 out of range"),
+    (dict(**{"step000001.layer0.births": None}), "missing or has malformed history data"),
+    (dict(**{"step000002.layer0.births": np.zeros((2, 0), np.int32)}), "unexpected arrays"),
+    (dict(stray=np.array(1)), r"unexpected arrays \['stray'\]"),
+])
+def test_inconsistent_history_files_step_layout(tmp_path, changes, match):
     h, *_ = random_history(4, sizes=(3, 2), steps=2)
     h.save(tmp_path / "h.npz")
     _resave(tmp_path / "h.npz", tmp_path / "bad.npz", **changes)

@@ -18,6 +18,7 @@ import pytest
 from _analysis_support import synthetic_history, write_run_dir
 
 import analysis.report as report
+import topo
 from analysis.report import SECTIONS, RunDirError, build_report
 
 CSVS = ("degrees.csv", "scale_free.csv", "importance.csv", "drift.csv")
@@ -45,7 +46,7 @@ def test_report_files_and_sections(built):
     assert ids == list(SECTIONS)
     assert not doc.findall(".//script") and not doc.findall(".//link") and not doc.findall(".//iframe")
     imgs = doc.findall(".//img")
-    assert len(imgs) == 4 + 3 and all(i.get("src").startswith("data:image/png;base64,") for i in imgs)
+    assert len(imgs) == 4 + 4 and all(i.get("src").startswith("data:image/png;base64,") for i in imgs)
     text = out.read_text(encoding="utf-8")
     assert not re.search(r"(src|href)=\"(https?:)?//", text)
     for a in doc.iter("a"):
@@ -67,6 +68,12 @@ def test_report_tables_are_consistent(built):
     doc = lxml.html.parse(str(out)).getroot()
     sel = doc.get_element_by_id("selection").text_content()
     assert "topo(degree)" in sel and "random" in sel and "variance" in sel
+    # The edges table: one row per epoch, one column per layer, the counts of History.frame().
+    rows = doc.get_element_by_id("edges").findall(".//tr")
+    frame = topo.History.load(run / "history.npz").frame()
+    cells = [[c.text_content() for c in r.findall("td")] for r in rows[1:]]
+    assert [[float(x) for x in c] for c in cells] == [
+        [e] + frame[frame.epoch == e].num_edges.astype(float).tolist() for e in sorted(frame.epoch.unique())]
     verdict = doc.get_element_by_id("scale-free").find_class("verdict")[0].text_content()
     # random rewiring of an ER graph: the report must not call it scale-free
     assert verdict.startswith("Not scale-free")

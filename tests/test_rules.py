@@ -52,7 +52,7 @@ def _check_invariants(g, r):
 @settings(max_examples=40, deadline=None)
 @given(n_in=st.integers(1, 12), n_out=st.integers(1, 12), density=st.floats(0.05, 1.0),
        zeta=st.floats(0.0, 1.0), seed=st.integers(0, 2**16), name=st.sampled_from(COMBOS),
-       mode=st.sampled_from(["exact", "approx-uniform", "approx"]))
+       mode=st.sampled_from(["exact", "pool-uniform", "pool", "approx"]))
 def test_every_rule_keeps_count_and_never_duplicates(n_in, n_out, density, zeta, seed, name, mode):
     g = _weighted(n_in, n_out, density, seed)
     r = from_name(name, zeta, mode=mode)(g, _context(n_in, n_out, seed))
@@ -196,7 +196,7 @@ def test_ctre_seq_switches_to_random_after_patience():
 def test_same_seed_same_result_and_seeds_matter():
     g = _weighted(30, 30, 0.1, seed=9)
     for name in ["set", "ctre-sim", "random+gradient"]:
-        for mode in ["exact", "approx-uniform", "approx"]:
+        for mode in ["exact", "pool-uniform", "pool", "approx"]:
             rule = from_name(name, mode=mode)
             a, b = rule(g, _context(30, 30, 1)), rule(g, _context(30, 30, 1))
             assert a.graph == b.graph and torch.equal(a.births, b.births)

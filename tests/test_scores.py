@@ -104,7 +104,7 @@ def test_gradient_topk_matches_autograd_dense_gradient():
     assert got.tolist() == want.tolist()
 
 
-@pytest.mark.parametrize("mode", ["approx-uniform", "approx"])
+@pytest.mark.parametrize("mode", ["pool-uniform", "approx-uniform", "pool", "approx"])
 def test_approx_mode_with_a_full_pool_is_exact(mode):
     pre, post = _activations(16, 20, 15, seed=10)
     g = _layer(20, 15, 0.3, seed=11)
@@ -120,7 +120,7 @@ def test_block_pool_covers_every_neuron_equally():
     pre, post = _activations(8, 40, 30, seed=15)
     g = LayerGraph(40, 30, [], [])
     sc = cosine_scores(pre, post)
-    got = sc.top_nonedges(g, 120, mode="approx", pool_factor=1.0, generator=torch.Generator().manual_seed(3))
+    got = sc.top_nonedges(g, 120, mode="pool", pool_factor=1.0, generator=torch.Generator().manual_seed(3))
     # the whole pool is chosen: every output neuron gets 4 candidates, every input neuron 3
     assert torch.bincount(got // 40, minlength=30).tolist() == [4] * 30
     assert torch.bincount(got % 40, minlength=40).tolist() == [3] * 40
@@ -130,11 +130,12 @@ def test_block_pool_short_of_free_pairs_falls_back_to_exact():
     pre, post = _activations(8, 6, 5, seed=16)
     g = _layer(6, 5, 0.8, seed=17)  # 24 edges, 6 free positions
     sc = cosine_scores(pre, post)
-    got = sc.top_nonedges(g, 5, mode="approx", pool_factor=1.0, generator=torch.Generator().manual_seed(0))
-    assert got.tolist() == sc.top_nonedges(g, 5).tolist()
+    for mode in ("pool", "approx"):
+        got = sc.top_nonedges(g, 5, mode=mode, pool_factor=1.0, generator=torch.Generator().manual_seed(0))
+        assert got.tolist() == sc.top_nonedges(g, 5).tolist()
 
 
-@pytest.mark.parametrize("mode", ["approx-uniform", "approx"])
+@pytest.mark.parametrize("mode", ["pool-uniform", "pool"])
 def test_approx_mode_picks_free_high_scoring_pairs_and_is_seeded(mode):
     pre, post = _activations(64, 200, 150, seed=12)
     g = _layer(200, 150, 0.05, seed=13)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 import topo
-from topo.runs import CONFIG, HISTORY, METRICS, read_json
+from topo.runs import RunDir
 from topo.errors import TopologyError, TopologyFormatError
 
 __all__ = ["RunDirError", "Run", "load_run"]
@@ -28,33 +28,25 @@ class Run:
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
-    """Load ``config.json`` (optional), ``metrics.csv`` and ``history.npz`` of a run.
+    """Load ``config.json`` (optional), ``metrics.csv`` and ``history.npz`` of a run, verified
+    (:class:`topo.runs.RunDir`).
 
-    Raises :class:`RunDirError` naming the directory and the missing or bad file.
+    Raises :class:`RunDirError` naming the directory and the missing or bad file
+    (a metrics row that is cut short or not numeric, a file whose bytes differ
+    from the run's manifest).
     """
-    path = Path(run_dir)
+    run = RunDir(run_dir)
+    path = run.path
     if not path.is_dir():
         raise RunDirError(f"run directory {str(path)!r} does not exist or is not a directory")
-    missing = [name for name in (METRICS, HISTORY) if not (path / name).is_file()]
+    missing = [name for name in (RunDir.METRICS, RunDir.HISTORY) if not (path / name).is_file()]
     if missing:
         raise RunDirError(f"{str(path)!r} is not a complete run directory: missing {', '.join(missing)} "
-                          f"(topo train writes {CONFIG}, {METRICS}, {HISTORY}, topology.npz)")
-    config: dict = {}
-    if (path / CONFIG).is_file():
-        try:
-            config = read_json(path / CONFIG)
-        except TopologyFormatError as err:
-            raise RunDirError(str(err)) from None
-        if not isinstance(config, dict):
-            raise RunDirError(f"{str(path / CONFIG)!r} must hold a JSON object, got {type(config).__name__}")
+                          f"(topo train writes {', '.join(RunDir.FILES[:5])})")
     try:
-        metrics = pd.read_csv(path / METRICS)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{str(path / METRICS)!r} is not a readable CSV: {err}") from None
-    if "epoch" not in metrics.columns:
-        raise RunDirError(f"{str(path / METRICS)!r} has no 'epoch' column (columns: {list(metrics.columns)})")
-    try:
-        history = topo.History.load(path / HISTORY)
+        config = run.read_config() if (path / RunDir.CONFIG).is_file() else {}
+        metrics = run.read_metrics()
+        history = run.read_history()
     except TopologyFormatError as err:
-        raise RunDirError(f"cannot read the history of {str(path)!r}: {err}") from None
+        raise RunDirError(str(err)) from None
     return Run(path, config, metrics, history)

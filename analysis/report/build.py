@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from topo.utils.atomic import atomic_write
+from topo.runs import RunDir
+from topo.utils import atomic_write
 
 from ..degrees import degree_distribution, degree_summary, degrees
 from ..broido import scale_free_report
@@ -26,7 +27,7 @@ from ._rundir import load_run
 __all__ = ["build_report", "SECTIONS", "DEFAULT_BOOTSTRAP", "parse_epochs"]
 
 #: Section ids of the report, in order (the integration test checks each is in the DOM).
-SECTIONS = ("config", "metrics", "degrees", "scale-free", "importance", "selection", "drift")
+SECTIONS = ("config", "metrics", "degrees", "scale-free", "importance", "selection", "edges", "drift")
 #: Bootstrap resamples per sequence in the report: p-value standard error ≈ 0.02 near p = 0.1,
 #: and a Fashion-MNIST MLP report (3 epochs × 8 sequences) well inside a minute.
 DEFAULT_BOOTSTRAP = 250
@@ -70,7 +71,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
 def _dataset(name: str | None, n_features: int):
     """``(image_shape, (X_train, y_train, X_test, y_test) or None, why-not)`` from the local cache only."""
     if not name:
-        return None, None, "config.json names no dataset"
+        return None, None, f"{RunDir.CONFIG} names no dataset"
     try:
         from topo import datasets
 
@@ -127,14 +128,17 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
                  epochs: str | Sequence = "0,mid,last", bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                  k: int = 50, max_train: int | None = 10000, progress=None) -> Path:
     """Analyse a run directory and write ``report.html`` plus ``degrees.csv``, ``scale_free.csv``,
-    ``importance.csv`` and ``drift.csv`` into it.
+    ``importance.csv`` and ``drift.csv`` beside it (by default in the run directory).
 
     Parameters
     ----------
     run_dir : path
         Written by ``topo train`` (``config.json``, ``metrics.csv``, ``history.npz``).
     out : path, optional
-        HTML file (default ``RUN_DIR/report.html``; a directory gets ``report.html`` inside).
+        HTML file (default ``RUN_DIR/report.html``; a directory gets ``report.html`` inside). The CSV
+        tables go into the same directory, and nothing else is written: with ``out`` elsewhere the run
+        directory is only read. A run's own files (``RunDir.FILES``, its manifest and lock) are never
+        written over.
     epochs : str or sequence
         Epochs for degree plots and scale-free tests, e.g. ``"0,5,last"``
         (also ``"mid"``); epoch 0 is always included.
@@ -159,6 +163,7 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if not out.parent.is_dir():
         raise FileNotFoundError(f"cannot write the report to {str(out)!r}: directory {str(out.parent)!r} "
                                 "does not exist")
+    _refuse_run_files(out, run.path)
     wanted = sorted(set(resolve_epochs(h, parse_epochs(epochs))) | {0.0})
     tops = dict(iter_topologies(h, wanted))
     n_seq = 2 * h.num_layers * len(tops)
@@ -199,7 +204,7 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         importance.insert(0, "epoch", h.epochs[-1])
         for name, df in (("degrees.csv", deg), ("scale_free.csv", sf), ("importance.csv", importance),
                          ("drift.csv", dr)):
-            _write_csv(df, run.path / name)
+            _write_csv(df, out.parent / name)
         subtitle = (f"{run.path.resolve()} · sizes {list(h.initial.sizes)} · epochs {h.epochs[0]:g}–{h.epochs[-1]:g}"
                     f" · built in {time.perf_counter() - t_start:.1f} s")
         doc = H.page(f"topo report: {run.path.name}", subtitle, sections)
@@ -209,6 +214,15 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     return out
 
 
+def _refuse_run_files(out: Path, run_path: Path) -> None:
+    """The report and its tables never replace a file of a run (this one or any other)."""
+    protected = set(RunDir.FILES) | {RunDir.MANIFEST, RunDir.LOCK}
+    in_a_run = out.parent.resolve() == run_path.resolve() or RunDir(out.parent).holds_run
+    if in_a_run and out.name in protected:
+        raise ValueError(f"refusing to write the report to {str(out)!r}: {out.name} is a file of the run in "
+                         f"{str(out.parent)!r}; choose another --out (e.g. {str(out.parent / 'report.html')!r})")
+
+
 def _sections(run, wanted, dist, summary, sf, imp, imp_s, shape, why, sel, dr, tops) -> list[H.Section]:
     h = run.history
     secs = []
@@ -216,7 +230,7 @@ def _sections(run, wanted, dist, summary, sf, imp, imp_s, shape, why, sel, dr, t
     if run.config:
         s.add(H.table(pd.DataFrame(_flatten(run.config), columns=["setting", "value"]).astype(str)))
     else:
-        s.add(H.note("No config.json in this run directory."))
+        s.add(H.note(f"No {RunDir.CONFIG} in this run directory."))
     secs.append(s)
 
     s = H.Section("metrics", "Training curves")
@@ -287,6 +301,15 @@ def _sections(run, wanted, dist, summary, sf, imp, imp_s, shape, why, sel, dr, t
                      f"({int(sel['n_test'].iloc[0])} rows)."))
         s.add(H.image(plots.png(plots.selection_figure(sel)), "selection accuracy"))
         s.add(H.table(sel.drop(columns=["features"])))
+    secs.append(s)
+
+    s = H.Section("edges", "Edges per layer")
+    frame = h.frame()
+    s.add(H.note("Edge count of each layer after every update. Rules that rewire keep it flat; "
+                 "density-changing rules (gradual magnitude pruning, GraNet) follow their schedule."))
+    s.add(H.image(plots.png(plots.edges_figure(frame)), "edges per layer over time"))
+    s.add(H.table(frame.pivot(index="epoch", columns="layer", values="num_edges")
+                  .rename(columns=lambda k: f"layer {k}").reset_index()))
     secs.append(s)
 
     s = H.Section("drift", "Topology drift")

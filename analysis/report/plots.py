@@ -173,3 +173,18 @@ def drift_figure(dr: pd.DataFrame):
     axes[0].legend(fontsize=7)
     return fig
 
+
+
+def edges_figure(frame: pd.DataFrame):
+    """Edge count of every layer after each update (``History.frame()``): flat for SET, falling for GMP/GraNet."""
+    fig = _figure(6.5, 3.2)
+    ax = fig.subplots()
+    for layer, g in frame.groupby("layer"):
+        ax.plot(g["epoch"], g["num_edges"], marker="o", ms=3, label=f"layer {layer}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("edges")
+    ax.set_title("edges per layer", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig

@@ -81,7 +81,8 @@ def _rss() -> int:
 
 def measure_size(neurons: int, epsilon: float = 5.0, batch: int = 32, steps: int = 3, depth: int = 3,
                  n_in: int = 784, n_out: int = 10, backend: str = "csr", dropout: float = 0.0,
-                 zeta: float = 0.3, seed: int = 0, threads: int | None = 1, checkpoint: bool = False) -> dict:
+                 zeta: float = 0.3, seed: int = 0, threads: int | None = 1, checkpoint: bool = False,
+                 history_weights: str = "all") -> dict:
     """Measure one size in this process (see the module doc); returns a dict of numbers.
 
     ``threads`` sets torch's intra-op threads (``None``: leave torch's default). One
@@ -131,7 +132,7 @@ def measure_size(neurons: int, epsilon: float = 5.0, batch: int = 32, steps: int
     out["rss_after_train"] = _rss()
     out["peak_train"] = _maxrss()
     t = time.perf_counter()
-    evolver = topo.Evolver(model, topo.rules.SET(zeta), optimizer=opt, seed=seed)
+    evolver = topo.Evolver(model, topo.rules.SET(zeta), optimizer=opt, seed=seed, history_weights=history_weights)
     out["evolver_init_s"] = time.perf_counter() - t
     t, c = time.perf_counter(), time.process_time()
     summary = evolver.step(epoch=1)
@@ -223,6 +224,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads per run (default 1: stable on a shared machine; 0 = torch's default)")
     p.add_argument("--checkpoint", action="store_true",
                    help="activation checkpointing (SparseMLP.checkpoint_activations): less memory with dropout")
+    p.add_argument("--history-weights", default="all",
+                   help="what the Evolver's History stores: all, every:K, none, optionally :float16 (default all)")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
 
@@ -239,7 +242,7 @@ def run(args) -> int:
         raise TopologyError(f"--threads must be >= 0, got {args.threads}")
     rows = run_scale(args.neurons, epsilon=args.epsilon, batch=args.batch, steps=args.steps, depth=args.depth,
                      backend=args.backend, dropout=args.dropout,
-                     threads=args.threads or None, checkpoint=args.checkpoint)
+                     threads=args.threads or None, checkpoint=args.checkpoint, history_weights=args.history_weights)
     if args.json:
         write_json(args.json, rows)
     return 0 if all("error" not in r or r.get("skipped") for r in rows) else 1

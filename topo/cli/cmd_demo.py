@@ -106,13 +106,12 @@ def write_report(out: Path) -> None:
 
 def _clear_previous_demo(out: Path) -> None:
     """Re-running the demo replaces its own earlier run; any other run in ``out`` is refused, never touched."""
-    from topo.runs import files as _runs
+    from topo.runs import RunDir
 
-    cfg = out / _runs.CONFIG
-    if not cfg.is_file():
+    if not (out / RunDir.CONFIG).is_file():
         return
-    if _runs.read_json(cfg).get("command") != "demo":
-        raise FileExistsError(f"{str(out)!r} holds a run that is not the demo's; choose another --out")
-    for name in (_runs.CHECKPOINT, _runs.CONFIG, _runs.METRICS, _runs.HISTORY, _runs.TOPOLOGY,
-                 "evolution.gexf", "report.html", "degrees.csv", "scale_free.csv", "importance.csv", "drift.csv"):
-        (out / name).unlink(missing_ok=True)
+    with RunDir(out).open(resume=True) as run:  # not while another process writes it
+        if run.read_config(verify=False).get("command") != "demo":
+            raise FileExistsError(f"{str(out)!r} holds a run that is not the demo's; choose another --out")
+        run.discard(also=("evolution.gexf", "report.html", "degrees.csv", "scale_free.csv", "importance.csv",
+                          "drift.csv"))

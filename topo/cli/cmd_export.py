@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
         description="Export RUN_DIR_OR_FILE (a run directory, a topology .npz or a history .npz). "
                     "gexf-dynamic writes the whole evolution for Gephi's timeline and needs a history; "
                     "the other formats write one topology: --epoch N of the history, else the run's "
-                    "final topology.npz.")
+                    "final topology (its files are verified against the run's manifest).")
     p.add_argument("source", metavar="RUN_DIR_OR_FILE")
     p.add_argument("--format", required=True, choices=FORMATS, help="output format")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
@@ -61,6 +61,13 @@ def _format_tag(path: Path) -> str:
 
     from ..errors import TopologyFormatError
 
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head.startswith(b"PK\x03\x04"):
+        # np.load would try other formats and complain about "pickled data" for any text file.
+        kind = "an empty file" if not head else f"it starts with {head!r}"
+        raise TopologyFormatError(f"{str(path)!r} is not a topo .npz file (a topology or history): it is not "
+                                  f"a zip archive ({kind})")
     try:
         with np.load(path, allow_pickle=False) as z:
             return str(z["__format__"]) if "__format__" in z.files else ""
@@ -73,25 +80,30 @@ def _load(src: Path, fmt: str, epoch):
     import topo
     from ..errors import TopologyError, TopologyFormatError
 
+    from ..runs import RunDir
+
     history = topology = None
     if src.is_dir():
-        hp, tp = src / "history.npz", src / "topology.npz"
+        run = RunDir(src)
+        hp, tp = run / RunDir.HISTORY, run / RunDir.TOPOLOGY
         if fmt == "gexf-dynamic" or epoch is not None or not tp.is_file():
             if not hp.is_file():
                 need = "gexf-dynamic needs" if fmt == "gexf-dynamic" else "--epoch needs" if epoch is not None \
-                    else "exporting needs topology.npz or"
+                    else f"exporting needs {RunDir.TOPOLOGY} or"
                 raise FileNotFoundError(f"{need} {str(hp)!r}, which does not exist")
-            history = topo.History.load(hp)
+            history = run.read_history()
         else:
-            topology = topo.load(tp)
+            topology = run.read_topology()
     elif src.is_file():
+        if src.name in RunDir.FILES:
+            RunDir(src.parent).verify(src.name)  # a run's own file: its bytes must be those the run wrote
         tag = _format_tag(src)
         if tag == "topo.history":
             history = topo.History.load(src)
         elif tag == "topo.topology":
             if fmt == "gexf-dynamic":
                 raise TopologyError(f"{str(src)!r} holds one topology; gexf-dynamic needs a history "
-                                    "(a run directory or its history.npz)")
+                                    f"(a run directory or its {RunDir.HISTORY})")
             if epoch is not None:
                 raise TopologyError(f"--epoch needs a history; {str(src)!r} holds one topology")
             topology = topo.load(src)

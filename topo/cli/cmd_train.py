@@ -8,6 +8,7 @@ DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule"
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
             "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros"}
+DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -47,6 +48,9 @@ def add_parser(sub) -> None:
                                   "xavier_uniform, kaiming_uniform_dense, xavier_uniform_dense (the dense layer's "
                                   "fans, as SET's Keras and CTRE's code), normal:SIGMA")
     p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
+    p.add_argument("--history-weights", metavar="{all,every:K,none}",
+                   help="weights stored in history.npz: after every update (default all), every K-th, or none "
+                        "(births and deaths are always kept); add ':float16' for half precision, e.g. every:5:float16")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
@@ -87,9 +91,10 @@ def _settings(args) -> dict:
     path = run / RunDir.CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {RunDir.CONFIG}")
-    saved = run.read_config()
+    saved = run.read_config(verify=False)
     s = {k: saved.get(k, v) for k, v in {**DEFAULTS, "dataset": None}.items()}
-    _check_saved(s, path)
+    _check_saved(s, path)  # a wrong type is named before the manifest says the file was changed
+    run.verify(RunDir.CONFIG)
     for key, value in given.items():
         if key in _RESUMABLE:
             s[key] = value
@@ -225,6 +230,8 @@ def _train(args) -> int:
     from ..nn.init import check_init
     for spec in (s["init"], s["regrow_init"]):
         check_init(spec)
+    from ..graph.history import parse_history_weights
+    history_weights = parse_history_weights(s["history_weights"])
     info = datasets.info(s["dataset"])
     main = _is_main()
     if main:
@@ -240,6 +247,8 @@ def _train(args) -> int:
                         activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
                         init=s["init"], regrow_init=s["regrow_init"])
     evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"])
+    if evolver is not None:
+        evolver.history_weights = history_weights
     config = {**s, "hidden": ",".join(map(str, hidden)), "sizes": sizes, "dataset": info.name,
               "rule": s["rule"], "zeta": None if rule is None else rule.zeta, "command": "train",
               "out": str(args.out)}

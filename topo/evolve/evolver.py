@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import TopologyError
-from ..graph.history import History, LayerChange
+from ..graph.history import History, LayerChange, parse_history_weights
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
 from ..rules.base import RuleContext
@@ -73,6 +73,12 @@ class Evolver:
     loss_fn : callable, optional
         ``loss_fn(output, target)`` for gradient scores; default
         cross-entropy summed over samples (every sample weighs the same).
+    history_weights : str or int
+        Which updates the History stores all weights of: ``"all"``
+        (default), ``"every:K"`` (every ``K``-th update; ``K`` epochs with an
+        epoch schedule), ``"none"``; a ``":float16"`` suffix stores them in
+        half precision (:func:`topo.graph.history.parse_history_weights`).
+        Births and deaths are always recorded.
 
     Attributes
     ----------
@@ -94,7 +100,7 @@ class Evolver:
 
     def __init__(self, model: nn.Module, rule: Rule | str, optimizer: torch.optim.Optimizer | None = None,
                  schedule: Schedule | None = None, seed=None, *, init=None, max_samples: int = 4096,
-                 activation="auto", loss_fn=None) -> None:
+                 activation="auto", loss_fn=None, history_weights: str | int = "all") -> None:
         if not isinstance(model, nn.Module):
             raise TopologyError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model = model
@@ -121,6 +127,7 @@ class Evolver:
         self.loss_fn = loss_fn
         self.updates = 0
         self.position = 0.0
+        self.history_weights = parse_history_weights(history_weights)
         self.history_ = History(self._topology(), meta={"rule": getattr(self.rule, "name", repr(self.rule))})
 
     # -- structure ------------------------------------------------------------------------------
@@ -134,13 +141,15 @@ class Evolver:
 
     def _weights(self) -> list[torch.Tensor]:
         """Current values of every History layer, without rebuilding the sparse layers' graphs."""
-        weights = [m.weight.detach().cpu().clone() for m in self.layers]
+        dtype = self.history_weights.dtype
+        weights = [m.weight.detach().to("cpu", dtype, copy=True) for m in self.layers]
         extra = len(self.history_.initial) - len(weights)
         out = getattr(self.model, "output_layer", None)
         if extra == 1 and isinstance(out, nn.Linear):  # SparseMLP's dense output: row-major = CSR order
-            weights.append(out.weight.detach().cpu().reshape(-1).clone())
+            weights.append(out.weight.detach().to("cpu", dtype, copy=True).reshape(-1))
         elif extra:
-            weights += [g.weight for g in self._topology().layers[len(self.layers):]]
+            weights += [None if g.weight is None else g.weight.to(dtype)
+                        for g in self._topology().layers[len(self.layers):]]
         return weights
 
     def due(self, *, epoch: float | None = None, step: int | None = None) -> bool:
@@ -192,20 +201,16 @@ class Evolver:
         topo_layers = len(self.history_.initial)
         changes = [LayerChange() for _ in range(topo_layers)]
         summary = []
+        progress = self.schedule.progress(position)
         for k, layer in enumerate(self.layers):
             t0 = time.perf_counter()
             graph = layer.layer_graph()
-            skipped = graph.density >= 1.0
-            if not skipped:
-                ctx = RuleContext(generator=self.generator, **collected[k])
-                result = self.rule(graph, ctx, zeta=zeta)
-                if result.births.shape[1]:
-                    old_to_new = self._rewire(k, layer, result.graph)
-                    if self.optimizer is not None:
-                        from ..nn.optim import remap_optimizer_state
-
-                        remap_optimizer_state(self.optimizer, layer, old_to_new)
-                changes[k] = LayerChange(result.births, result.deaths)
+            ctx = RuleContext(generator=self.generator, progress=progress, **collected[k])
+            result = self.rule(graph, ctx, zeta=zeta)
+            if result.births.shape[1] or result.deaths.shape[1]:
+                self._apply(k, layer, result)
+            changes[k] = LayerChange(result.births, result.deaths)
+            skipped = graph.density >= 1.0 and not changes[k].births.shape[1] and not changes[k].deaths.shape[1]
             changes[k].seconds = time.perf_counter() - t0 + share
             summary.append({"layer": k, "births": changes[k].births.shape[1], "deaths": changes[k].deaths.shape[1],
                             "num_edges": layer.num_edges, "zeta": zeta, "seconds": changes[k].seconds,
@@ -213,7 +218,7 @@ class Evolver:
         for k in range(len(self.layers), topo_layers):  # e.g. a dense output layer: never evolved
             summary.append({"layer": k, "births": 0, "deaths": 0, "num_edges": self.history_.initial[k].num_edges,
                             "zeta": zeta, "seconds": 0.0, "skipped": True})
-        self.history_.record(label, changes, self._weights())
+        self.history_.record(label, changes, self._weights() if self.history_weights.due(self.updates + 1) else None)
         self.updates += 1
         self.position = position
         return summary
@@ -225,11 +230,29 @@ class Evolver:
             return float(step)
         return self.position + self.schedule.every
 
-    def _rewire(self, k: int, layer, graph) -> torch.Tensor:
-        kw = {} if self.init is None else {"init": self.init}
+    def _apply(self, k: int, layer, result) -> None:
+        """Rewire layer ``k`` to ``result.graph`` and carry the optimizer state along."""
+        reborn = getattr(result, "reborn", _EMPTY)
+        if reborn.shape[1]:
+            # Pruned and regrown in one step (allow_regrow_pruned="reinit"): let them die first, so the
+            # second rewire gives them a fresh value and zero optimizer state like any other birth.
+            g = result.graph
+            back = torch.isin(g.keys(), reborn[1] * g.n_in + reborn[0])
+            w = None if g.weight is None else g.weight[~back]
+            self._rewire(k, layer, type(g)(g.n_in, g.n_out, g.src[~back], g.dst[~back], w))
+        self._rewire(k, layer, result.graph)
+
+    def _rewire(self, k: int, layer, graph) -> None:
+        init = self.init if self.init is not None else getattr(self.rule, "init", None)
+        kw = {} if init is None else {"init": init}
         if hasattr(self.model, "rewire") and hasattr(self.model, "sparse_layers"):
-            return self.model.rewire(k, graph, keep="matching", generator=self.generator, **kw)
-        return layer.rewire(graph, keep="matching", generator=self.generator, **kw)
+            old_to_new = self.model.rewire(k, graph, keep="matching", generator=self.generator, **kw)
+        else:
+            old_to_new = layer.rewire(graph, keep="matching", generator=self.generator, **kw)
+        if self.optimizer is not None:
+            from ..nn.optim import remap_optimizer_state
+
+            remap_optimizer_state(self.optimizer, layer, old_to_new)
 
     # -- scores -----------------------------------------------------------------------------------
     def _collect(self, data, needs: set) -> list[dict]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -12,11 +17,57 @@ import torch
 
 from ..errors import TopologyError, TopologyFormatError
 from .layer import LayerGraph
-from .serialize import (check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
+from .serialize import (FORMAT_VERSION, check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
                         topology_keys, write_npz)
 from .topology import Topology
 
-__all__ = ["LayerChange", "History"]
+__all__ = ["LayerChange", "History", "HistoryWeights", "parse_history_weights"]
+
+# numpy (the .npz) has no bfloat16, so half precision means float16.
+_WEIGHT_DTYPES = {"float32": torch.float32, "f32": torch.float32, "float16": torch.float16, "f16": torch.float16}
+
+
+@dataclass(frozen=True)
+class HistoryWeights:
+    """Which updates record weights (``every``: each ``every``-th; 0: none) and in which dtype."""
+
+    every: int = 1
+    dtype: torch.dtype = torch.float32
+
+    def due(self, update: int) -> bool:
+        """Whether the ``update``-th update (1-based) records its weights."""
+        return self.every > 0 and update % self.every == 0
+
+
+def parse_history_weights(spec) -> HistoryWeights:
+    """Parse ``"all"``, ``"every:K"``, ``"none"`` (or an int ``K``), optionally suffixed ``":float16"``.
+
+    Examples
+    --------
+    >>> parse_history_weights("every:5:float16")
+    HistoryWeights(every=5, dtype=torch.float16)
+    >>> parse_history_weights("none").every, parse_history_weights("all").dtype
+    (0, torch.float32)
+    """
+    if isinstance(spec, HistoryWeights):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = f"every:{spec}"
+    if not isinstance(spec, str):
+        raise TopologyError(f"history weights must be 'all', 'every:K' or 'none' (optionally ':float16'), "
+                            f"got {spec!r}")
+    parts = spec.strip().lower().split(":")
+    dtype = torch.float32
+    if len(parts) > 1 and parts[-1] in _WEIGHT_DTYPES:
+        dtype = _WEIGHT_DTYPES[parts.pop()]
+    if parts == ["all"]:
+        return HistoryWeights(1, dtype)
+    if parts == ["none"]:
+        return HistoryWeights(0, dtype)
+    if len(parts) == 2 and parts[0] == "every" and parts[1].isdigit() and int(parts[1]) >= 1:
+        return HistoryWeights(int(parts[1]), dtype)
+    raise TopologyError(f"history weights must be 'all', 'every:K' (K >= 1) or 'none', optionally followed by "
+                        f"':float16', got {spec!r}")
 
 
 def _edge_index(x) -> torch.Tensor:
@@ -49,6 +100,33 @@ class _Step:
     epoch: float
     changes: list[LayerChange]
     weights: list[torch.Tensor | None] | None
+
+
+def _recover(path) -> dict | None:
+    """The arrays of a history whose last append was cut short: the latest intact zip directory's view.
+
+    An append leaves the previous directory and end record in place, so the
+    file up to the last end record that opens is the history as it was.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return None
+    end = len(raw)
+    while (end := raw.rfind(b"PK\x05\x06", 0, end)) >= 0:
+        try:
+            with np.load(io.BytesIO(raw[:end + 22]), allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except Exception:  # noqa: BLE001 - not an intact record: look further back
+            continue
+        ver = data.get("__version__")
+        if str(data.get("__format__", "")) != "topo.history" or ver is None or ver.shape != () \
+                or int(ver) != FORMAT_VERSION:
+            return None
+        if "meta" in data:
+            data["meta"] = json.loads(str(data["meta"]))
+        return data
+    return None
 
 
 class History:
@@ -279,30 +357,144 @@ class History:
         return {"src": kb % n_in, "dst": kb // n_in, "start": t[b], "end": end}
 
     # -- persistence --------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write atomically to a pickle-free ``.npz`` (format ``topo.history``); see :meth:`load`."""
-        arrays = topology_arrays(self.initial, prefix="initial.")
+    def _digests(self) -> list[str]:
+        """Chained digests: of the initial topology and meta, then of each step on top of the previous one.
+
+        A file holds a prefix of this history exactly when its last digest is
+        ours at that step; that is what lets :meth:`save` append.
+        """
+        cache = self.__dict__.setdefault("_digest_cache", [])
+        if not cache:
+            h = hashlib.blake2b(digest_size=16)
+            for name, arr in sorted(topology_arrays(self.initial, prefix="initial.").items()):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(json.dumps(self.meta, sort_keys=True, default=str).encode())
+            cache.append(h.hexdigest())
+        for s in self._steps[len(cache) - 1:]:
+            h = hashlib.blake2b(cache[-1].encode(), digest_size=16)
+            h.update(np.float64(s.epoch).tobytes())
+            for k, c in enumerate(s.changes):
+                h.update(c.births.numpy().tobytes())
+                h.update(b"|")
+                h.update(c.deaths.numpy().tobytes())
+                w = None if s.weights is None else s.weights[k]
+                h.update(b"-" if w is None else str(w.dtype).encode() + w.contiguous().view(torch.uint8).numpy().tobytes())
+            cache.append(h.hexdigest())
+        return cache
+
+    def _step_arrays(self, i: int, dt) -> dict:
+        s = self._steps[i]
+        p = f"step{i:06d}."
+        arrays = {p + "epoch": np.float64(s.epoch), p + "digest": np.array(self._digests()[i + 1]),
+                  p + "seconds": np.asarray([c.seconds for c in s.changes], dtype=np.float64)}
+        for k, c in enumerate(s.changes):
+            arrays[f"{p}layer{k}.births"] = c.births.numpy().astype(dt)
+            arrays[f"{p}layer{k}.deaths"] = c.deaths.numpy().astype(dt)
+            if s.weights is not None and s.weights[k] is not None:
+                arrays[f"{p}layer{k}.weights"] = s.weights[k].numpy()
+        return arrays
+
+    def save(self, path: str | os.PathLike, append: bool | None = None) -> None:
+        """Write to a pickle-free ``.npz`` (format ``topo.history``); see :meth:`load`.
+
+        The layout is one group of arrays per step (``step000001.epoch``,
+        ``step000001.layer0.births``, ...), so saving again after more steps
+        *appends* the new groups to the zip instead of rewriting it: the
+        old central directory stays in place and a new one follows the new
+        arrays, so a crash mid-append leaves the previous history readable
+        (:meth:`load` finds it). ``append=None`` appends when ``path`` holds
+        a prefix of this history (checked by chained digests), ``False``
+        always rewrites (atomically), ``True`` insists.
+        """
+        path = Path(path)
+        done = self._saved_steps(path) if append is not False else None
+        if append and done is None:
+            raise TopologyError(f"cannot append to {str(path)!r}: it does not hold a prefix of this history")
         dt = index_dtype(self.initial.sizes)
-        arrays["epochs"] = np.asarray([s.epoch for s in self._steps], dtype=np.float64)
-        arrays["seconds"] = np.asarray([[c.seconds for c in s.changes] for s in self._steps],
-                                       dtype=np.float64).reshape(len(self._steps), self.num_layers)
-        arrays["has_weights"] = np.asarray([s.weights is not None for s in self._steps], dtype=bool)
-        for k in range(self.num_layers):
-            for name in ("births", "deaths"):
-                parts = [getattr(s.changes[k], name) for s in self._steps]
-                arrays[f"layer{k}.{name}"] = (torch.cat(parts, 1).numpy() if parts
-                                              else np.empty((2, 0), np.int64)).astype(dt)
-                arrays[f"layer{k}.{name}_ptr"] = np.cumsum([0] + [p.shape[1] for p in parts]).astype(np.int64)
-            ws = [s.weights[k] if s.weights is not None and s.weights[k] is not None else torch.empty(0)
-                  for s in self._steps]
-            arrays[f"layer{k}.weights"] = torch.cat(ws).numpy() if ws else np.empty(0, np.float32)
-            arrays[f"layer{k}.weights_ptr"] = np.cumsum([0] + [w.numel() for w in ws]).astype(np.int64)
-        write_npz(path, "topo.history", arrays, self.meta)
+        if done is None:
+            arrays = topology_arrays(self.initial, prefix="initial.")
+            arrays["layout"] = np.array("steps")
+            arrays["digest"] = np.array(self._digests()[0])
+            for i in range(len(self._steps)):
+                arrays.update(self._step_arrays(i, dt))
+            write_npz(path, "topo.history", arrays, self.meta)
+            return
+        if done == len(self._steps):
+            return
+        with open(path, "r+b") as f, zipfile.ZipFile(f, "a", allowZip64=True) as z:
+            f.seek(0, os.SEEK_END)
+            z.start_dir = f.tell()  # write after the old directory, which stays valid until the new one is down
+            for i in range(done, len(self._steps)):
+                for name, arr in self._step_arrays(i, dt).items():
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
+                    z.writestr(zipfile.ZipInfo(name + ".npy", (1980, 1, 1, 0, 0, 0)), buf.getvalue())
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+
+    def _saved_steps(self, path: Path) -> int | None:
+        """How many of our steps ``path`` already holds, or ``None`` when it is not a prefix of this history."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                names = set(z.files)
+                if "layout" not in names or "digest" not in names:
+                    return None
+                n = 0
+                while f"step{n:06d}.digest" in names:
+                    n += 1
+                last = str(z[f"step{n - 1:06d}.digest"] if n else z["digest"])
+        except Exception:  # noqa: BLE001 - unreadable or foreign: rewrite it whole
+            return None
+        mine = self._digests()
+        return n if n < len(mine) and mine[n] == last else None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":
-        """Read a history written by :meth:`save`; corrupt files raise :class:`TopologyFormatError`."""
-        data = read_npz(path, "topo.history")
+        """Read a history written by :meth:`save` (either layout); corrupt files raise :class:`TopologyFormatError`."""
+        try:
+            data = read_npz(path, "topo.history")
+        except TopologyFormatError:
+            data = _recover(path)
+            if data is None:
+                raise
+        if "layout" not in data:
+            return cls._load_v1(data, path)
+        initial = topology_from_arrays(data, path, prefix="initial.")
+        n = 0
+        while f"step{n:06d}.epoch" in data:
+            n += 1
+        L = len(initial)
+        check_keys(data, topology_keys(data, "initial.") | {"layout", "digest"} | {
+            f"step{i:06d}.{a}" for i in range(n) for a in ("epoch", "digest", "seconds")} | {
+            f"step{i:06d}.layer{k}.{a}" for i in range(n) for k in range(L) for a in ("births", "deaths", "weights")},
+            path)
+        h = cls(initial, data.get("meta"))
+        try:
+            for i in range(n):
+                p = f"step{i:06d}."
+                seconds = data[p + "seconds"]
+                if seconds.shape != (L,):
+                    raise TopologyError(f"{p}seconds has shape {seconds.shape} for {L} layers")
+                changes, weights = [], []
+                for k in range(L):
+                    ev = {name: torch.from_numpy(data[f"{p}layer{k}.{name}"].astype(np.int64)) for name in ("births", "deaths")}
+                    changes.append(LayerChange(ev["births"], ev["deaths"], float(seconds[k])))
+                    w = data.get(f"{p}layer{k}.weights")
+                    weights.append(None if w is None else torch.from_numpy(w.copy()))
+                has = any(w is not None for w in weights)
+                h.record(float(data[p + "epoch"]), changes, weights if has else None)
+        except TopologyError as err:
+            raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise TopologyFormatError(f"{str(path)!r} is missing or has malformed history data ({err})") from None
+        return h
+
+    @classmethod
+    def _load_v1(cls, data: dict, path) -> "History":
+        """The first layout (one array per layer over all steps, rewritten on every save)."""
         initial = topology_from_arrays(data, path, prefix="initial.")
         check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights"} | {
             f"layer{k}.{a}" for k in range(len(initial))

@@ -54,12 +54,18 @@ class RuleContext:
         ``grad_out [S, n_out]``.
     pruned : Tensor
         Sorted keys of the edges pruned in this step; set by :class:`~topo.rules.Rule`.
+    progress : float, optional
+        Where this update stands in its schedule, in ``[0, 1]``: ``k / n`` for
+        the ``k``-th of ``n`` scheduled updates (set by the
+        :class:`~topo.Evolver` when the schedule knows its total). Rules whose
+        edge budget follows a schedule (:class:`~topo.rules.GMP`) read it.
     """
 
     generator: torch.Generator = field(default_factory=lambda: make_generator(None))
     activations: PairScores | tuple | None = None
     gradients: PairScores | tuple | None = None
     pruned: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.int64))
+    progress: float | None = None
 
     @classmethod
     def coerce(cls, context) -> "RuleContext":
@@ -90,16 +96,25 @@ class RuleResult:
     """A rewired layer: the new graph (survivors keep their weights, births weigh 0) and what changed.
 
     ``births`` and ``deaths`` are int64 ``[2, k]`` edge lists (row 0 input,
-    row 1 output), as :class:`~topo.LayerChange` takes them.
+    row 1 output), as :class:`~topo.LayerChange` takes them; their lengths
+    differ when the rule changes the edge count. ``reborn`` lists the edges
+    that are in both (pruned and regrown in the same step, with
+    ``allow_regrow_pruned="reinit"``): they restart from a fresh value.
     """
 
     graph: LayerGraph
     births: torch.Tensor
     deaths: torch.Tensor
+    reborn: torch.Tensor = field(default_factory=lambda: torch.empty(2, 0, dtype=torch.int64))
 
     @property
     def num_changed(self) -> int:
         return int(self.births.shape[1])
+
+    @property
+    def num_edges(self) -> int:
+        """Edges after the step: ``graph.num_edges``."""
+        return self.graph.num_edges
 
 
 class Criterion:

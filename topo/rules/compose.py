@@ -1,20 +1,25 @@
 """Rules: a prune criterion and a grow criterion, and the named rules of the literature.
 
 A :class:`Rule` is called on one weighted :class:`~topo.LayerGraph` and
-returns the rewired graph with the births and deaths. It keeps the edge
-count exactly: it grows as many edges as it pruned, never an existing edge,
-never an edge it pruned in the same step. When a layer has fewer free
-positions than edges to replace (a nearly dense layer), only as many edges as
-can regrow are pruned, the most prunable first; a dense layer is left as is.
+returns the rewired graph with the births and deaths. It rewires to an
+explicit edge budget (by default the current count, so births = deaths;
+density-changing rules such as :class:`~topo.rules.GMP` and
+:class:`~topo.rules.GraNet` set their own), never grows an existing edge and,
+unless ``allow_regrow_pruned`` says otherwise, never an edge it pruned in the
+same step. When a layer has fewer free positions than edges to replace (a
+nearly dense layer), only as many edges as can regrow are pruned, the most
+prunable first; a dense layer at constant budget is left as is.
 """
 
 from __future__ import annotations
+
+from numbers import Integral
 
 import torch
 
 from ..errors import TopologyError
 from ..graph.layer import LayerGraph
-from .base import RuleContext, RuleResult, check_zeta
+from .base import RuleContext, RuleResult, check_zeta, count_for
 from .grow import CosineGrow, GradientGrow, GrowCriterion, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
 from .scores import MODES, in_sorted
@@ -22,6 +27,7 @@ from .scores import MODES, in_sorted
 __all__ = ["Rule", "Static", "SET", "CTRE", "RigL", "from_name", "RULE_NAMES"]
 
 _EMPTY = torch.empty(2, 0, dtype=torch.int64)
+_NO_KEYS = torch.empty(0, dtype=torch.int64)
 
 
 def _edge_list(keys: torch.Tensor, n_in: int) -> torch.Tensor:
@@ -29,7 +35,7 @@ def _edge_list(keys: torch.Tensor, n_in: int) -> torch.Tensor:
 
 
 class Rule:
-    """Prune with ``prune``, regrow as many edges with ``grow``.
+    """Prune with ``prune``, regrow with ``grow``, to an explicit edge budget.
 
     Parameters
     ----------
@@ -40,6 +46,29 @@ class Rule:
         E.g. ``RandomGrow()``, ``CosineGrow()``, ``GradientGrow()``.
     name : str, optional
         Defaults to ``"<prune>+<grow>"``, the form :func:`from_name` parses.
+    allow_regrow_pruned : bool, "reinit" or "keep"
+        ``False`` (topo's default): growth never picks an edge pruned in the
+        same step. ``True``/``"reinit"``: it may, and such an edge is reborn
+        as a birth with a fresh value and zero optimizer state — SET's code
+        (``set_mlp_sparse_data_structures.py``, ``weightsEvolution``: random
+        positions are drawn until one is absent from the kept matrix, so a
+        just-pruned one can come back with a new ``randn()/10``).
+        ``"keep"``: a re-selected edge keeps its value and optimizer state and
+        is recorded as neither birth nor death — RigL's code
+        (``rigl/sparse_optimizers_base.py``, ``_get_update_op`` with
+        ``reinit_when_same=False``).
+
+    The edge budget
+    ---------------
+    A call rewires the layer to ``budget`` edges (default:
+    :meth:`target_edges`, which keeps the count): with ``E`` edges now and
+    ``B`` wanted, ``E - B`` extra edges die when ``B < E`` and ``B - E``
+    extra edges are born when ``B > E``; on top of that ``ζ`` of the smaller
+    of the two counts is swapped (pruned and regrown). ``result.graph`` has
+    exactly ``B`` edges. Without regrowth of pruned edges a layer can only
+    swap as many edges as it has free positions (a nearly dense layer
+    prunes the most prunable first; a dense layer at constant budget is left
+    as is).
 
     Examples
     --------
@@ -53,15 +82,23 @@ class Rule:
     >>> r = topo.rules.SET(0.3)(g, 0)  # a seed, a torch.Generator or a RuleContext
     >>> r.graph.num_edges == g.num_edges, r.births.shape[1], r.deaths.shape[1]
     (True, 18, 18)
+    >>> r = topo.rules.SET(0.3)(g, 0, budget=40)  # 60 edges down to 40: 20 die, ζ·40 = 12 are swapped
+    >>> r.graph.num_edges, r.births.shape[1], r.deaths.shape[1]
+    (40, 12, 32)
     """
 
-    def __init__(self, prune: PruneCriterion, grow: GrowCriterion, name: str | None = None) -> None:
+    #: Values of births this rule asks for (e.g. ``"zeros"``); ``None`` leaves it to the Evolver/model.
+    init = None
+
+    def __init__(self, prune: PruneCriterion, grow: GrowCriterion, name: str | None = None,
+                 allow_regrow_pruned: bool | str = False) -> None:
         if not callable(prune) or not hasattr(prune, "zeta"):
             raise TopologyError(f"prune must be a prune criterion (e.g. MagnitudePrune(0.3)), got {prune!r}")
         if not callable(grow):
             raise TopologyError(f"grow must be a grow criterion (e.g. RandomGrow()), got {grow!r}")
         self.prune, self.grow = prune, grow
         self.name = name or f"{_part_name(prune)}+{_part_name(grow)}"
+        self.allow_regrow_pruned = _check_regrow(allow_regrow_pruned)
 
     @property
     def zeta(self) -> float:
@@ -72,17 +109,43 @@ class Rule:
         """Score sources this rule will use in its next call: ``"activations"``, ``"gradients"``."""
         return frozenset(getattr(self.prune, "needs", ())) | frozenset(getattr(self.grow, "needs", ()))
 
-    def __call__(self, graph: LayerGraph, context=None, zeta: float | None = None) -> RuleResult:
-        """Rewire one layer; ``context`` is a :class:`RuleContext`, a seed, a generator or ``None``."""
+    def target_edges(self, graph: LayerGraph, context: RuleContext) -> int:
+        """The edge budget of the next call on ``graph``; the base rule keeps the count."""
+        return graph.num_edges
+
+    def __call__(self, graph: LayerGraph, context=None, zeta: float | None = None,
+                 budget: int | None = None) -> RuleResult:
+        """Rewire one layer; ``context`` is a :class:`RuleContext`, a seed, a generator or ``None``.
+
+        ``budget`` overrides :meth:`target_edges`: the number of edges of the result.
+        """
         if not isinstance(graph, LayerGraph):
             raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         context = RuleContext.coerce(context)
         zeta = self.zeta if zeta is None else check_zeta(zeta)
         n_in, space, n_edges = graph.n_in, graph.n_in * graph.n_out, graph.num_edges
-        capacity = space - n_edges
-        if capacity == 0 or n_edges == 0 or zeta == 0.0:
+        target = self.target_edges(graph, context) if budget is None else budget
+        if isinstance(target, bool) or not isinstance(target, Integral) or not 0 <= int(target) <= space:
+            raise TopologyError(f"edge budget must be an int in [0, {space}] for a {n_in}->{graph.n_out} "
+                                f"layer, got {target!r}")
+        target = int(target)
+        regrow = bool(self.allow_regrow_pruned)
+        if target >= n_edges:
+            if n_edges == 0 or zeta == 0.0 or (target == space and not regrow):
+                drop = torch.empty(0, dtype=torch.int64)
+            else:
+                drop = self.prune(graph, zeta, context)
+                if not regrow:
+                    drop = drop[:space - target]
+            n_grow = drop.numel() + target - n_edges
+        else:
+            swap = count_for(zeta, target)
+            if not regrow:
+                swap = min(swap, space - n_edges)
+            drop = self.prune(graph, zeta, context, count=n_edges - target + swap)
+            n_grow = swap
+        if drop.numel() == 0 and n_grow == 0:
             return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
-        drop = self.prune(graph, zeta, context)[:capacity]
         if drop.numel() and (int(drop.min()) < 0 or int(drop.max()) >= n_edges):
             raise TopologyError(f"{self.prune!r} returned edge positions out of range [0, {n_edges})")
         alive = torch.ones(n_edges, dtype=torch.bool)
@@ -90,22 +153,33 @@ class Rule:
         if n_edges - int(alive.sum()) != drop.numel():
             raise TopologyError(f"{self.prune!r} returned repeated edge positions")
         keys = graph.keys()
-        dead = torch.sort(keys[drop]).values
+        order = torch.argsort(keys[drop])
+        dead, drop = keys[drop][order], drop[order]
+        w = None if graph.weight is None else graph.weight.detach()
         kept = LayerGraph(n_in, graph.n_out, graph.src[alive], graph.dst[alive],
-                          None if graph.weight is None else graph.weight.detach()[alive.to(graph.weight.device)])
+                          None if w is None else w[alive.to(w.device)])
         context.pruned = dead
-        born = self.grow(kept, drop.numel(), context, dead)
-        self._check_births(born, drop.numel(), kept, dead)
-        weight = None
-        if kept.weight is not None:
-            weight = torch.cat([kept.weight, kept.weight.new_zeros(born.numel())])
-        new = LayerGraph.from_keys(n_in, graph.n_out, torch.cat([kept.keys(), born]), weight)
-        return RuleResult(new, _edge_list(born, n_in), _edge_list(dead, n_in))
+        exclude = _NO_KEYS if regrow else dead
+        born = self.grow(kept, n_grow, context, exclude)
+        self._check_births(born, n_grow, kept, exclude)
+        back = in_sorted(born, dead) if regrow else torch.zeros(born.numel(), dtype=torch.bool)
+        reborn = born[back]
+        if self.allow_regrow_pruned == "keep" and reborn.numel():
+            # RigL's code: a re-selected edge simply stays, value and state included.
+            again = in_sorted(dead, reborn)
+            values = None if w is None else torch.cat([kept.weight, w[drop[again].to(w.device)],
+                                                       kept.weight.new_zeros(int((~back).sum()))])
+            born, dead = born[~back], dead[~again]
+            new = LayerGraph.from_keys(n_in, graph.n_out, torch.cat([kept.keys(), reborn, born]), values)
+            return RuleResult(new, _edge_list(born, n_in), _edge_list(dead, n_in))
+        values = None if w is None else torch.cat([kept.weight, kept.weight.new_zeros(born.numel())])
+        new = LayerGraph.from_keys(n_in, graph.n_out, torch.cat([kept.keys(), born]), values)
+        return RuleResult(new, _edge_list(born, n_in), _edge_list(dead, n_in), _edge_list(reborn, n_in))
 
     def _check_births(self, born: torch.Tensor, n: int, kept: LayerGraph, dead: torch.Tensor) -> None:
         # Cheap guards so a faulty custom criterion fails here, not inside a training run.
         if born.numel() != n:
-            raise TopologyError(f"{self.grow!r} grew {born.numel()} edges, {n} were pruned")
+            raise TopologyError(f"{self.grow!r} grew {born.numel()} edges, {n} were asked for")
         if n and (int(born.min()) < 0 or int(born.max()) >= kept.n_in * kept.n_out
                   or bool((born[1:] == born[:-1]).any()) or bool(in_sorted(born, kept.keys()).any())
                   or bool(in_sorted(born, dead).any())):
@@ -126,7 +200,16 @@ class Rule:
                 part.load_state_dict(state.get(key, {}))
 
     def __repr__(self) -> str:
-        return f"Rule(prune={self.prune!r}, grow={self.grow!r})"
+        extra = "" if not self.allow_regrow_pruned else f", allow_regrow_pruned={self.allow_regrow_pruned!r}"
+        return f"Rule(prune={self.prune!r}, grow={self.grow!r}{extra})"
+
+
+def _check_regrow(value) -> bool | str:
+    if value is True:
+        return "reinit"
+    if value is False or value in ("reinit", "keep"):
+        return value
+    raise TopologyError(f"allow_regrow_pruned must be False, True, 'reinit' or 'keep', got {value!r}")
 
 
 def _state(part) -> dict:
@@ -150,11 +233,12 @@ class Static(Rule):
 
     def __init__(self) -> None:
         self.prune, self.grow, self.name = None, None, "static"
+        self.allow_regrow_pruned = False
 
     zeta = 0.0
     needs = frozenset()
 
-    def __call__(self, graph, context=None, zeta=None) -> RuleResult:
+    def __call__(self, graph, context=None, zeta=None, budget=None) -> RuleResult:
         if not isinstance(graph, LayerGraph):
             raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
@@ -173,13 +257,24 @@ class Static(Rule):
 
 
 class SET(Rule):
-    """SET (Mocanu et al. 2018): per-sign magnitude pruning of ``ζ``, uniform random regrowth."""
+    """SET (Mocanu et al. 2018): per-sign magnitude pruning of ``ζ``, uniform random regrowth.
 
-    def __init__(self, zeta: float = 0.3) -> None:
-        super().__init__(MagnitudePrune(zeta, per_sign=True), RandomGrow(), name="set")
+    ``allow_regrow_pruned=True`` is the reference code's regrowth: SET's
+    ``weightsEvolution`` (``SET-MLP-Sparse-Python-Data-Structures``) and
+    ``rewireMask`` (``SET-MLP-Keras-Weights-Mask``) draw random positions until
+    one is absent from the *kept* edges, so a just-pruned edge may come back
+    (reinitialised: ``randn()/10``, resp. 0). Their prune counts come from
+    thresholds at sorted positions ``int((1 - ζ)·n_neg)`` and
+    ``int(last_zero + ζ·n_pos)`` (truncation); topo rounds ``ζ·n`` half up.
+    """
+
+    def __init__(self, zeta: float = 0.3, allow_regrow_pruned: bool | str = False) -> None:
+        super().__init__(MagnitudePrune(zeta, per_sign=True), RandomGrow(), name="set",
+                         allow_regrow_pruned=allow_regrow_pruned)
 
     def __repr__(self) -> str:
-        return f"SET(zeta={self.zeta})"
+        extra = f", allow_regrow_pruned={self.allow_regrow_pruned!r}" if self.allow_regrow_pruned else ""
+        return f"SET(zeta={self.zeta}{extra})"
 
 
 class CTRE(Rule):
@@ -190,37 +285,71 @@ class CTRE(Rule):
     ``variant="seq"`` grows by ``|cos|`` (passing over just-pruned edges) until
     ``monitor`` (default ``"val_acc"``, fed through ``observe`` or
     ``Evolver.step(metrics=...)``) stalls for ``patience`` evaluations, then
-    grows at random. Pruning is SET's per-sign magnitude rule. ``mode`` and
-    ``pool_factor`` choose exact or pooled cosine ranking
-    (:class:`~topo.rules.CosineGrow`).
+    grows at random. ``mode`` and ``pool_factor`` choose how the cosine
+    ranking is searched (:class:`~topo.rules.CosineGrow`).
+
+    Differences from CTRE's code (``zahraatashgahi/CTRE``,
+    ``code/sparse_optimizers.py``, ``generic_mask_update`` and
+    ``_get_update_op`` of ``SparseCTEOptimizer``/``SparseCTREsimOptimizer``),
+    each an option here:
+
+    * ``per_sign=True`` (default) prunes with SET's per-sign rule;
+      ``per_sign=False`` is the code's: one ranking of ``|w|`` over the
+      whole layer (plus ``N(0, 1e-5)`` noise there; ties by position here).
+    * The code ranks the cosine scores over every position not kept, so
+      CTRE-seq may regrow a just-pruned edge: ``allow_regrow_pruned="keep"``
+      (the code's ``reinit_when_same=False`` keeps its value). CTRE-sim
+      replaces such edges by random ones in both.
+    * The code prunes ``int(ζ·E)`` edges (truncation); topo rounds half up.
     """
 
     def __init__(self, zeta: float = 0.2, variant: str = "sim", patience: int = 40, mode: str = "exact",
-                 pool_factor: float = 10.0, monitor: str = "val_acc") -> None:
+                 pool_factor: float = 10.0, monitor: str = "val_acc", per_sign: bool = True,
+                 allow_regrow_pruned: bool | str = False) -> None:
         if variant == "sim":
+            if allow_regrow_pruned:
+                raise TopologyError("CTRE-sim replaces re-selected pruned edges by random ones; "
+                                    "allow_regrow_pruned applies to variant='seq' only")
             grow = CosineGrow(mode, pool_factor, on_pruned="random")
         elif variant == "seq":
             grow = SequentialGrow(CosineGrow(mode, pool_factor), RandomGrow(), patience=patience, monitor=monitor)
         else:
             raise TopologyError(f"CTRE variant must be 'sim' or 'seq', got {variant!r}")
-        super().__init__(MagnitudePrune(zeta, per_sign=True), grow, name=f"ctre-{variant}")
+        super().__init__(MagnitudePrune(zeta, per_sign=per_sign), grow, name=f"ctre-{variant}",
+                         allow_regrow_pruned=allow_regrow_pruned)
         self.variant = variant
 
+    @property
+    def per_sign(self) -> bool:
+        return self.prune.per_sign
+
     def __repr__(self) -> str:
-        return f"CTRE(zeta={self.zeta}, variant={self.variant!r})"
+        extra = "" if self.per_sign else ", per_sign=False"
+        extra += f", allow_regrow_pruned={self.allow_regrow_pruned!r}" if self.allow_regrow_pruned else ""
+        return f"CTRE(zeta={self.zeta}, variant={self.variant!r}{extra})"
 
 
 class RigL(Rule):
     """RigL (Evci et al. 2020): prune the smallest ``|w|``, grow the largest ``|dL/dW|`` of non-edges.
 
     Pair it with its schedule: ``Schedule(decay="cosine", every=100, stop_at=0.75, total=steps)``.
+    ``allow_regrow_pruned="keep"`` is the reference code's growth
+    (``google-research/rigl``, ``rigl/sparse_optimizers_base.py``,
+    ``SparseRigLOptimizerBase.generic_mask_update`` → ``_get_update_op``):
+    gradients are ranked over every position not kept, and a dropped edge
+    that is grown again keeps its weight and momentum
+    (``reinit_when_same=False``). The code drops ``int(ζ·E)`` edges with
+    ``N(0, 1e-5)`` noise on ``|w|``; topo rounds half up and breaks ties by position.
     """
 
-    def __init__(self, zeta: float = 0.3, mode: str = "exact", pool_factor: float = 10.0) -> None:
-        super().__init__(MagnitudePrune(zeta, per_sign=False), GradientGrow(mode, pool_factor), name="rigl")
+    def __init__(self, zeta: float = 0.3, mode: str = "exact", pool_factor: float = 10.0,
+                 allow_regrow_pruned: bool | str = False) -> None:
+        super().__init__(MagnitudePrune(zeta, per_sign=False), GradientGrow(mode, pool_factor), name="rigl",
+                         allow_regrow_pruned=allow_regrow_pruned)
 
     def __repr__(self) -> str:
-        return f"RigL(zeta={self.zeta})"
+        extra = f", allow_regrow_pruned={self.allow_regrow_pruned!r}" if self.allow_regrow_pruned else ""
+        return f"RigL(zeta={self.zeta}{extra})"
 
 
 _PRUNE = {"magnitude": lambda z: MagnitudePrune(z, per_sign=True),
@@ -233,15 +362,16 @@ RULE_NAMES = ("set", "ctre-sim", "ctre-seq", "rigl", "static")
 
 
 def from_name(name: str, zeta: float | None = None, *, mode: str = "exact", pool_factor: float = 10.0,
-              patience: int = 40) -> Rule:
+              patience: int = 40, allow_regrow_pruned: bool | str = False) -> Rule:
     """The rule called ``name``.
 
     ``name`` is one of ``"set"``, ``"ctre-sim"``, ``"ctre-seq"``, ``"rigl"``,
     ``"static"``, or ``"PRUNE+GROW"`` with PRUNE in ``magnitude`` (per sign),
     ``magnitude-global``, ``cosine``, ``random`` and GROW in ``random``,
     ``cosine``, ``gradient``. ``zeta`` defaults to the rule's own (0.2 for
-    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx-uniform"``, ``"approx"``)
-    and ``pool_factor`` apply to cosine and gradient growth, ``patience`` to CTRE-seq.
+    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx"``, ``"pool"``, ``"pool-uniform"``)
+    and ``pool_factor`` apply to cosine and gradient growth, ``patience`` to CTRE-seq,
+    ``allow_regrow_pruned`` to every rule but ``static`` and ``ctre-sim``.
 
     Examples
     --------
@@ -256,16 +386,17 @@ def from_name(name: str, zeta: float | None = None, *, mode: str = "exact", pool
         raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
     key = name.strip().lower()
     z = {} if zeta is None else {"zeta": zeta}
+    regrow = {"allow_regrow_pruned": allow_regrow_pruned} if allow_regrow_pruned else {}
     if key == "set":
-        return SET(**z)
+        return SET(**z, **regrow)
     if key in ("ctre-sim", "ctre-seq"):
-        return CTRE(**z, variant=key[5:], patience=patience, mode=mode, pool_factor=pool_factor)
+        return CTRE(**z, variant=key[5:], patience=patience, mode=mode, pool_factor=pool_factor, **regrow)
     if key == "rigl":
-        return RigL(**z, mode=mode, pool_factor=pool_factor)
+        return RigL(**z, mode=mode, pool_factor=pool_factor, **regrow)
     if key == "static":
         return Static()
     prune, _, grow = key.partition("+")
     if prune in _PRUNE and grow in _GROW:
-        return Rule(_PRUNE[prune](0.3 if zeta is None else zeta), _GROW[grow](mode, pool_factor))
+        return Rule(_PRUNE[prune](0.3 if zeta is None else zeta), _GROW[grow](mode, pool_factor), **regrow)
     combos = f"PRUNE+GROW with PRUNE in {sorted(_PRUNE)} and GROW in {sorted(_GROW)}"
     raise TopologyError(f"unknown rule {name!r}: expected one of {list(RULE_NAMES)} or {combos}")

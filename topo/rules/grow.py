@@ -59,7 +59,7 @@ class RandomGrow(GrowCriterion):
 class _ScoredGrow(GrowCriterion):
     """Top-``n`` free positions by a bilinear score, exact (blockwise) or over a random pool."""
 
-    def __init__(self, mode: Literal["exact", "approx-uniform", "approx"] = "exact", pool_factor: float = 10.0,
+    def __init__(self, mode: Literal["exact", "approx", "pool", "pool-uniform"] = "exact", pool_factor: float = 10.0,
                  block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         if mode not in MODES:
             raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
@@ -86,13 +86,18 @@ class CosineGrow(_ScoredGrow):
 
     Parameters
     ----------
-    mode : {"exact", "approx-uniform", "approx"}
+    mode : {"exact", "approx", "pool", "pool-uniform"}
         ``"exact"`` ranks every free position in blocks of at most
-        ``block_bytes`` of scores; ``"approx-uniform"`` ranks a uniform random pool of
+        ``block_bytes`` of scores; ``"approx"`` finds candidates by a
+        similarity search (blocked products, or FAISS inverted files) in a
+        subspace of the activations and ranks them exactly, sub-quadratic
+        with high recall of the exact ranking (``pool_factor`` sets the
+        candidates per neuron); ``"pool-uniform"`` ranks a uniform random pool of
         ``pool_factor · n`` free positions, ``O(pool · samples)``;
-        ``"approx"`` ranks a pool of the same size laid out as random
+        ``"pool"`` ranks a pool of the same size laid out as random
         row-group × column-group blocks, scored by dense products (see
-        :meth:`~topo.rules.PairScores.top_nonedges`).
+        :meth:`~topo.rules.PairScores.top_nonedges`). Pools are cheap but
+        recall little of the exact top ranking.
     on_pruned : {"skip", "random"}
         What happens when the ranking reaches an edge pruned in this step.
         ``"skip"`` passes over it to the next best position. ``"random"`` is
@@ -102,7 +107,7 @@ class CosineGrow(_ScoredGrow):
 
     needs = frozenset({"activations"})
 
-    def __init__(self, mode: Literal["exact", "approx-uniform", "approx"] = "exact", pool_factor: float = 10.0,
+    def __init__(self, mode: Literal["exact", "approx", "pool", "pool-uniform"] = "exact", pool_factor: float = 10.0,
                  on_pruned: Literal["skip", "random"] = "skip", block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         super().__init__(mode, pool_factor, block_bytes)
         if on_pruned not in ("skip", "random"):

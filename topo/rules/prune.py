@@ -31,9 +31,24 @@ class PruneCriterion(Criterion):
     def __init__(self, zeta: float = 0.3) -> None:
         self.zeta = check_zeta(zeta)
 
-    def __call__(self, graph: LayerGraph, zeta: float | None = None, context=None) -> torch.Tensor:
-        zeta = self.zeta if zeta is None else check_zeta(zeta)
-        drop = self.select(graph, zeta, RuleContext.coerce(context))
+    def __call__(self, graph: LayerGraph, zeta: float | None = None, context=None, *,
+                 count: int | None = None) -> torch.Tensor:
+        """Positions to drop, most prunable first: a fraction ``zeta`` of the edges, or exactly ``count``."""
+        context = RuleContext.coerce(context)
+        if count is None:
+            zeta = self.zeta if zeta is None else check_zeta(zeta)
+            return self._positions(graph, self.select(graph, zeta, context))
+        e = graph.num_edges
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= e:
+            raise TopologyError(f"count must be an int in [0, {e}], got {count!r}")
+        if count == 0:
+            return torch.empty(0, dtype=torch.int64)
+        drop = self._positions(graph, self.select_count(graph, count, context))
+        if drop.numel() < count:
+            raise TopologyError(f"{type(self).__name__} selected {drop.numel()} edges, the edge budget needs {count}")
+        return drop[:count]
+
+    def _positions(self, graph: LayerGraph, drop) -> torch.Tensor:
         drop = torch.as_tensor(drop)
         if drop.dtype == torch.bool:
             if drop.shape != (graph.num_edges,):
@@ -41,6 +56,14 @@ class PruneCriterion(Criterion):
                                     f"expected ({graph.num_edges},)")
             drop = drop.nonzero().squeeze(1)
         return drop.to(torch.int64).reshape(-1)
+
+    def select_count(self, graph: LayerGraph, count: int, context: RuleContext) -> torch.Tensor:
+        """At least ``count`` positions, most prunable first; by default ``select`` at ``ζ = count / E``.
+
+        ``round(ζ·E)`` gives back ``count`` for criteria that rank all edges
+        at once; criteria that round several groups apart override this.
+        """
+        return self.select(graph, min(1.0, count / graph.num_edges), context)
 
     def select(self, graph: LayerGraph, zeta: float, context: RuleContext) -> torch.Tensor:
         """Edge positions (or a bool mask) to drop; subclasses implement it."""
@@ -83,8 +106,24 @@ class MagnitudePrune(PruneCriterion):
             return _ascending(w.abs())[:count_for(zeta, w.numel())]
         pos = (w >= 0).nonzero().squeeze(1)
         neg = (w < 0).nonzero().squeeze(1)
-        drop = torch.cat([_ascending(w[pos], pos)[:count_for(zeta, pos.numel())],
-                          _ascending(-w[neg], neg)[:count_for(zeta, neg.numel())]])
+        return self._per_sign(w, pos, neg, count_for(zeta, pos.numel()), count_for(zeta, neg.numel()))
+
+    def select_count(self, graph, count, context):
+        if not self.per_sign:
+            return super().select_count(graph, count, context)
+        # Per sign, with the count split in proportion to the signs (rounded half up, the rest negative).
+        w = _weights(graph, "MagnitudePrune")
+        pos = (w >= 0).nonzero().squeeze(1)
+        neg = (w < 0).nonzero().squeeze(1)
+        k_pos = min(pos.numel(), count_for(pos.numel() / w.numel(), count))
+        k_neg = count - k_pos
+        if k_neg > neg.numel():
+            k_pos, k_neg = count - neg.numel(), neg.numel()
+        return self._per_sign(w, pos, neg, k_pos, k_neg)
+
+    @staticmethod
+    def _per_sign(w, pos, neg, k_pos: int, k_neg: int) -> torch.Tensor:
+        drop = torch.cat([_ascending(w[pos], pos)[:k_pos], _ascending(-w[neg], neg)[:k_neg]])
         # Most prunable first across both signs: by |w|, then position.
         drop = torch.sort(drop).values
         return _ascending(w[drop].abs(), drop)

@@ -106,6 +106,38 @@ class Schedule:
         horizon = self._horizon("stop_at < 1" if self.stop_at < 1 else "")
         return horizon is None or position < horizon
 
+    def last_position(self) -> float | None:
+        """Position of the last update :meth:`due` allows (``None`` without ``total`` or when none is due).
+
+        Examples
+        --------
+        >>> Schedule(total=10).last_position(), Schedule(every=100, stop_at=0.75, total=1000).last_position()
+        (9, 700)
+        """
+        if self._total is None:
+            return None
+        horizon = self.stop_at * self._total
+        below = math.ceil(horizon) - 1  # the largest whole position < horizon
+        last = below if self.per_epoch else self.every * (below // self.every)
+        return last if last >= (1 if self.per_epoch else self.every) else None
+
+    def progress(self, position: float) -> float | None:
+        """``position / last_position()`` clipped to ``[0, 1]``: ``k / n`` at the ``k``-th of ``n`` updates.
+
+        Rules whose edge budget follows a schedule (:class:`~topo.rules.GMP`)
+        read it; ``None`` when the schedule has no ``total``.
+
+        Examples
+        --------
+        >>> s = Schedule(total=5)  # updates after epochs 1..4
+        >>> [s.progress(e) for e in (1, 2, 4)]
+        [0.25, 0.5, 1.0]
+        """
+        last = self.last_position()
+        if last is None:
+            return None
+        return min(1.0, max(0.0, float(position) / last))
+
     def zeta(self, base: float, position: float) -> float:
         """ζ of the update at ``position`` (epochs or steps, as ``every`` says)."""
         if self.decay == "constant":

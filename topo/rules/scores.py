@@ -12,9 +12,11 @@ Both score families used by the rules are bilinear: the score of the pair
   dY[s, j]·X[s, i]``.
 
 :class:`PairScores` ranks non-edges either exactly, in blocks of output rows
-bounded by ``block_bytes`` with a running top-k, or approximately, by scoring
-a uniform random pool of candidate non-edges with a sampled dense-dense
-product in ``O(pool · S)``. Ties are
+bounded by ``block_bytes`` with a running top-k; approximately, by a
+similarity search for the best candidates followed by their exact scores
+(``"approx"``, :mod:`topo.rules.search`); or as "best of a random pool"
+(``"pool"``, ``"pool-uniform"``), scoring a random sample of candidate
+non-edges with a sampled dense-dense product in ``O(pool · S)``. Ties are
 broken towards the smaller edge key (``dst * n_in + src``) in every mode, so
 results do not depend on the block size.
 """
@@ -31,10 +33,14 @@ from ..errors import TopologyError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import sample_keys
 
-#: Ranking modes of :meth:`PairScores.top_nonedges`.
-MODES = ("exact", "approx-uniform", "approx")
+#: Ranking modes of :meth:`PairScores.top_nonedges` (``"approx-uniform"`` is the old name of ``"pool-uniform"``).
+MODES = ("exact", "approx", "pool", "pool-uniform", "approx-uniform")
+_Mode = Literal["exact", "approx", "pool", "pool-uniform", "approx-uniform"]
 
 __all__ = ["MODES", "PairScores", "cosine_scores", "gradient_scores", "topk_by_key", "in_sorted", "DEFAULT_BLOCK_BYTES"]
+
+#: ``mode="approx"`` scores exactly this many candidates per edge to grow, those of the best estimates.
+RESCORE = 3
 
 #: Upper bound on the bytes of one block of scores (and of one gather chunk).
 DEFAULT_BLOCK_BYTES = 64 * 2 ** 20
@@ -180,9 +186,10 @@ class PairScores:
         return self.pairs(graph.src, graph.dst)
 
     def top_nonedges(self, graph: LayerGraph, k: int, exclude: torch.Tensor | None = None, *,
-                     mode: Literal["exact", "approx-uniform", "approx"] = "exact", pool_factor: float = 10.0,
+                     mode: _Mode = "exact", pool_factor: float = 10.0,
                      generator: torch.Generator | None = None,
-                     block_bytes: int = DEFAULT_BLOCK_BYTES) -> torch.Tensor:
+                     block_bytes: int = DEFAULT_BLOCK_BYTES, search_dim: int = 128,
+                     search_backend: str = "auto") -> torch.Tensor:
         """Keys of the ``k`` best-scoring pairs that are neither edges of ``graph`` nor in ``exclude``.
 
         Parameters
@@ -193,19 +200,26 @@ class PairScores:
             How many to return; at most the number of free pairs.
         exclude : Tensor, optional
             Sorted, unique keys that are never returned either.
-        mode : {"exact", "approx-uniform", "approx"}
+        mode : {"exact", "approx", "pool", "pool-uniform"}
             ``"exact"`` ranks every free pair, ``block_bytes`` of scores at a
-            time. ``"approx-uniform"`` ranks a uniform pool of ``ceil(pool_factor·k)``
-            free pairs (all of them when fewer exist), drawn with
-            ``generator`` and scored by a sampled product. ``"approx"``
-            ranks a pool of the same size made of ``G`` blocks: rows and
-            columns are randomly permuted and cut into ``G`` groups, block
-            ``g`` pairs row group ``g`` with column group ``g``. Every pair is
-            in the pool with the same probability, every neuron gets the
-            same number of candidates (fewer in a last, partial group), and
-            each block is one dense product,
-            so the pool costs about as many memory reads as the activations
-            themselves (faster than ``"approx-uniform"`` when pools are large).
+            time. ``"approx"`` searches each output's ``m_out = ⌈pool_factor·k
+            / n_out + taken / n_out⌉`` and each input's ``m_in`` best partners
+            in a ``search_dim``-dimensional subspace (``search_backend``:
+            blocked products, or ``"faiss"``), then ranks those candidates by their exact
+            scores (:mod:`topo.rules.search`): sub-quadratic, high recall of
+            the exact top ``k``. ``"pool-uniform"`` (formerly
+            ``"approx-uniform"``) ranks a uniform pool of ``ceil(pool_factor·k)``
+            free pairs, drawn with ``generator`` and scored by a sampled
+            product. ``"pool"`` ranks a pool of the same size made of ``G``
+            blocks: rows and columns are randomly permuted and cut into ``G``
+            groups, block ``g`` pairs row group ``g`` with column group ``g``.
+            Every pair is in the pool with the same probability, every neuron
+            gets the same number of candidates (fewer in a last, partial
+            group), and each block is one dense product, so the pool costs
+            about as many memory reads as the activations themselves. Pools
+            are "best of a random sample", not approximations of the top
+            ``k``: on 20000→20000 they recall about 2 % of it
+            (``docs/benchmarks.md``).
 
         Returns
         -------
@@ -229,9 +243,12 @@ class PairScores:
             if not pool_factor >= 1:
                 raise TopologyError(f"pool_factor must be >= 1, got {pool_factor!r}")
             if generator is None:
-                raise TopologyError("the approximate mode needs a torch.Generator to draw its pool")
+                raise TopologyError(f"mode {mode!r} needs a torch.Generator for its random choices")
             taken = torch.sort(torch.cat([graph.keys(), exclude])).values
             if mode == "approx":
+                return self._search_top(graph, k, exclude, taken, pool_factor, generator, block_bytes,
+                                        search_dim, search_backend)
+            if mode == "pool":
                 return self._block_pool_top(graph, k, exclude, taken, math.ceil(k * pool_factor), generator,
                                             block_bytes)
             pool = sample_keys(space, min(free, math.ceil(k * pool_factor)), generator, exclude=taken)
@@ -262,6 +279,26 @@ class PairScores:
                                          torch.cat([best_k, idx.cpu() + r0 * n_in]), k)
             del block, flat, idx
         return torch.sort(best_k).values
+
+    def _search_top(self, graph: LayerGraph, k: int, exclude: torch.Tensor, taken: torch.Tensor,
+                    pool_factor: float, generator: torch.Generator, block_bytes: int, dim: int,
+                    backend: str) -> torch.Tensor:
+        from .search import neighbour_pairs
+
+        n_in, n_out = graph.n_in, graph.n_out
+        m_out = min(n_in, math.ceil((pool_factor * k + taken.numel()) / n_out))
+        m_in = min(n_out, math.ceil((pool_factor * k + taken.numel()) / n_in))
+        cand, est = neighbour_pairs(self.aT, self.bT, m_out, m_in, dim=dim, generator=generator,
+                                    backend=backend, block_bytes=block_bytes)
+        free = ~in_sorted(cand, taken)
+        cand, est = cand[free], est[free]
+        if cand.numel() < k:  # nearly dense layer: not enough free candidates found, rank them all
+            return self._exact_top(graph, k, exclude, block_bytes)
+        # Exact scores for the best estimates only: reading an activation row per candidate is the cost.
+        cand = topk_by_key(est, cand, min(cand.numel(), RESCORE * k))[1]
+        vals = torch.cat([self.pairs(c % n_in, torch.div(c, n_in, rounding_mode="floor"))
+                          for c in cand.split(max(1, block_bytes // 64))])
+        return torch.sort(topk_by_key(vals, cand, k)[1]).values
 
     def _block_pool_top(self, graph: LayerGraph, k: int, exclude: torch.Tensor, taken: torch.Tensor, pool: int,
                         generator: torch.Generator, block_bytes: int) -> torch.Tensor:

@@ -191,14 +191,16 @@ class RunDir:
         return path
 
     # -- reading ------------------------------------------------------------------------------
-    def read_config(self) -> dict:
-        """``config.json`` (verified), which must hold a JSON object."""
+    def read_config(self, verify: bool = True) -> dict:
+        """``config.json``, which must hold a JSON object; ``verify=False`` skips the manifest check
+        (to check the settings' types first and name a bad one, then :meth:`verify`)."""
         path = self._existing(F.CONFIG, "run configuration")
         config = F.read_json(path)
         if not isinstance(config, dict):
             raise RunFileError(f"{str(path)!r} must hold a JSON object of settings, got "
                                f"{type(config).__name__} {_short(config)}", str(path))
-        self.verify(F.CONFIG)
+        if verify:
+            self.verify(F.CONFIG)
         return config
 
     def read_metrics(self):
@@ -237,6 +239,13 @@ class RunDir:
         return data
 
     # -- writing ------------------------------------------------------------------------------
+    def discard(self, also: tuple[str, ...] = ()) -> None:
+        """Delete the run's files, its manifest and the files named in ``also`` (needs the lock)."""
+        self._require_lock()
+        for name in (*F.RUN_FILES, *also, F.MANIFEST):
+            (self.path / name).unlink(missing_ok=True)
+        self._manifest.files, self._manifest.pending = {}, {}
+
     def write_config(self, config: dict) -> None:
         """Write ``config.json`` (indented JSON, keys sorted)."""
         if not isinstance(config, dict):

@@ -57,11 +57,11 @@ def check_metrics_text(text: str, where: str = "metrics.csv") -> None:
     i_epoch, last_epoch = header.index("epoch"), -math.inf
     for n, (line, row) in enumerate(numbered[1:], start=1):
         at = f"{where!r} row {n} (line {line})"
+        if n == len(numbered) - 1 and not text.endswith(("\n", "\r")):
+            raise RunFileError(f"{at} is cut short (no line end): the file is truncated", where)
         if len(row) != len(header):
             raise RunFileError(f"{at} has {len(row)} cells, the header {len(header)}: the file is truncated "
                                "or damaged", where)
-        if n == len(numbered) - 1 and not text.endswith(("\n", "\r")):
-            raise RunFileError(f"{at} is cut short (no line end): the file is truncated", where)
         for col, cell in zip(header, row):
             if cell.strip() == "":
                 if col == "epoch":

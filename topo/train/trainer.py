@@ -185,7 +185,7 @@ class Trainer:
 
             check_consistent(self.model, values=True, where="at the start of training")
         if self._out is not None:
-            self._agree(self._write_config, what="writing config.json", main_only=True)
+            self._agree(self._write_config, what="writing the run configuration", main_only=True)
         if self.evolver is None:
             # Nothing evolves: the run's history is its starting topology alone, written once.
             t0 = None if ckpt is not None or self._out is None or not self._main else model_topology(self.model)
@@ -398,12 +398,26 @@ class Trainer:
         if self.evolver is not None and self._main:  # only rank 0 records and writes the history
             self._run.verify(_runs.HISTORY)
             self.evolver.history_ = history_upto(self._out / _runs.HISTORY, ckpt.get("history_epochs"))
+            self._check_history_fits(path)
         self.model.to(self.device_)
         self.seed_ = int(ckpt["trainer"]["seed"])
         self._rows = [dict(r) for r in ckpt["metrics"]]
         self.epoch_ = int(ckpt["epoch"])
         set_rng_state(ckpt["rng"], self._shuffle)
         return bool(ckpt.get("evolved", True))
+
+    def _check_history_fits(self, checkpoint) -> None:
+        """The restored history must end in the checkpointed model's edges (else the files are of two runs)."""
+        from ..errors import TopologyFormatError
+
+        h, mine = self.evolver.history_, model_topology(self.model)
+        if mine is None:
+            return
+        last = h.final
+        if last.sizes != mine.sizes or any(not a.keys().cpu().equal(b.keys().cpu()) for a, b in zip(last, mine)):
+            raise TopologyFormatError(
+                f"{str(self._out / _runs.HISTORY)!r} does not belong to {str(checkpoint)!r}: its topology at "
+                f"epoch {h.epochs[-1]:g} is not the checkpointed model's (files of two different runs?)")
 
     def _agree(self, fn, *args, what: str, main_only: bool = False):
         """``fn(*args)`` (on rank 0 only with ``main_only``), failing on every rank if it fails on one."""
