@@ -276,7 +276,7 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     device = preflight.check_device(s["device"])
     batch, dropout = s["batch_size"], s["dropout"]
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise TopologyError(f"--batch-size must be a positive integer, got {batch!r}")
+        raise TopologyError(f"batch_size (--batch-size) must be a positive integer, got {batch!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise TopologyError(f"--dropout must be in [0, 1), got {dropout!r}")
     if s["rule"].strip().lower() != "dense":
