@@ -52,6 +52,7 @@ def test_indices_match_the_layers_buffers_and_csr_structures():
     real = 0
     for layer in model.sparse_layers:
         st = layer.csr_structure()
+        assert layer.edge_index.dtype == torch.int32         # 8 B per edge (issue 16: int32 where it fits)
         real += _bytes([layer.edge_index])
         real += _bytes(getattr(st, n) for n in type(st).__slots__
                        if isinstance(getattr(st, n, None), torch.Tensor) and n not in ("src", "dst"))

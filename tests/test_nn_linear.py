@@ -130,7 +130,7 @@ def test_state_dict_round_trip_and_resize():
 
 def test_double_and_layer_graph():
     mod = SparseLinear.from_layer_graph(_layer(), backend="csr", seed=0).double()
-    assert mod.weight.dtype == torch.float64 and mod.edge_index.dtype == torch.int64
+    assert mod.weight.dtype == torch.float64 and mod.edge_index.dtype == torch.int32  # indices keep their dtype
     x = torch.randn(2, 30, dtype=torch.float64)
     torch.testing.assert_close(mod(x), x @ mod.to_dense().t() + mod.bias.detach())
     g = mod.layer_graph()
@@ -284,3 +284,27 @@ def test_cache_blocked_products_match(monkeypatch):
     monkeypatch.setattr(F, "_BLOCK_BYTES", 0)
     monkeypatch.setattr(F, "_BLOCK_COLS", 3)
     _assert_matches_dense(SparseLinear.from_layer_graph(_layer(), backend="csr", seed=0), batch=10)
+
+def test_edge_index_is_int32_and_old_int64_state_dicts_load():
+    from topo.nn.linear import edge_index_dtype
+
+    mod = SparseLinear.from_layer_graph(_layer(), seed=0)
+    assert mod.edge_index.dtype == torch.int32
+    assert edge_index_dtype(2**31 - 1, 5) == torch.int32 and edge_index_dtype(2**31, 5) == torch.int64
+    g = mod.layer_graph()
+    assert g.src.dtype == torch.int64 and g == _layer().with_weight(mod.weight.detach())
+    # A state dict saved before int32 (int64 edge_index), same and different edge count.
+    for eps in (2, 4):
+        old = SparseLinear(30, 20, epsilon=eps, seed=1)
+        sd = {k: (v.to(torch.int64) if k == "edge_index" else v) for k, v in old.state_dict().items()}
+        new = SparseLinear.from_layer_graph(_layer(), seed=0)
+        new.load_state_dict(sd)
+        assert new.edge_index.dtype == torch.int32
+        assert torch.equal(new.edge_index.long(), sd["edge_index"])
+        x = torch.randn(5, 30)
+        torch.testing.assert_close(new(x), old(x))
+    # Rewiring keeps int32 and matches keys in 64 bits.
+    other = topo.erdos_renyi([30, 20], epsilon=3, seed=5).layers[0]
+    old_to_new = mod.rewire(other)
+    assert mod.edge_index.dtype == torch.int32 and mod.layer_graph().keys().equal(other.keys())
+    assert old_to_new.dtype == torch.int64

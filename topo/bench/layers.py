@@ -34,9 +34,9 @@ __all__ = ["METHODS", "measure_case", "sgemm_rate", "run_layers", "sweep_density
            "main"]
 
 HELP = "fwd+bwd time of sparse layers per backend vs dense x mask and torch's sparse autograd"
-METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "csr_lone", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
+METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "csr_lone", "nn_linear", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
 # Dense matrices of size n_in*n_out each method holds at its peak (weights, grads, temporaries).
-_DENSE_COPIES = {"dense": 3, "dense_x_mask": 5, "torch_sparse_autograd": 4}
+_DENSE_COPIES = {"nn_linear": 3, "dense": 3, "dense_x_mask": 5, "torch_sparse_autograd": 4}
 
 
 def _sync(device: torch.device) -> None:
@@ -99,6 +99,13 @@ def _build_step(method, layer, batch, device, gen):
 
         def forward():
             return mod(x)
+    elif method == "nn_linear":
+        # A plain dense nn.Linear of the same shape (MKL sgemm on CPU, cuBLAS on CUDA), row-major I/O.
+        lin = torch.nn.Linear(n_in, n_out, device=device)
+        params = [lin.weight, lin.bias]
+
+        def forward():
+            return lin(x)
     elif method == "dense_x_mask":
         mask = torch.zeros(n_out, n_in, device=device)
         mask[layer.dst.to(device), layer.src.to(device)] = 1.0
@@ -136,8 +143,8 @@ def _build_step(method, layer, batch, device, gen):
     return step
 
 
-def measure_case(n_in: int, n_out: int, epsilon: float, batch: int, method: str, device="cpu",
-                 repeat: int = 10, seed: int = 0) -> dict:
+def measure_case(n_in: int, n_out: int, epsilon: float | None, batch: int, method: str, device="cpu",
+                 repeat: int = 10, seed: int = 0, density: float | None = None) -> dict:
     """Time one (layer, method) case in this process; returns a dict of measurements."""
     import resource
 
@@ -145,13 +152,19 @@ def measure_case(n_in: int, n_out: int, epsilon: float, batch: int, method: str,
 
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    layer = erdos_renyi([n_in, n_out], epsilon=epsilon, seed=seed).layers[0]
+    if density is not None:
+        layer = erdos_renyi([n_in, n_out], density=density, seed=seed).layers[0]
+    else:
+        layer = erdos_renyi([n_in, n_out], epsilon=epsilon, seed=seed).layers[0]
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     step = _build_step(method, layer, batch, device, gen)
     times = _time(step, device, repeat)
     best = min(times)
-    out = {"n_in": n_in, "n_out": n_out, "edges": layer.num_edges, "batch": batch, "method": method,
+    out = {"n_in": n_in, "n_out": n_out, "density": layer.density, "edges": layer.num_edges, "batch": batch,
+           "method": method,
            "device": str(device), "ms": best * 1e3, "ms_median": statistics.median(times) * 1e3,
            "runs": len(times), "gflops": 6 * layer.num_edges * batch / best / 1e9,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -309,6 +322,37 @@ def sweep_density(n: int = 2000, densities=(0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.
     return out
 
 
+#: Densities of the csr vs dense (cuBLAS / MKL) comparison; the default on CUDA (issue 16 item 7).
+CUDA_DENSITIES = (0.001, 0.005, 0.01, 0.02, 0.05)
+
+
+def compare_dense(sizes, densities=CUDA_DENSITIES, batch: int = 128, device="cpu", repeat: int = 10,
+                  methods=("csr", "csr_lone", "nn_linear"), log=print) -> list[dict]:
+    """csr against a plain dense ``nn.Linear`` (cuBLAS on CUDA) over densities, with peak memory.
+
+    One row per (size, density): each method's best fwd+bwd time (and peak CUDA
+    memory on CUDA) and ``dense / csr``, the csr speed-up over the dense layer.
+    """
+    device = torch.device(device)
+    rows = []
+    for n_in, n_out in sizes:
+        for d in densities:
+            row = {"n_in": n_in, "n_out": n_out, "density": d}
+            for m in methods:
+                r = measure_case(n_in, n_out, None, batch, m, device, repeat, density=d)
+                row[m] = r["ms"]
+                if "peak_cuda_mib" in r:
+                    row[f"{m}_peak_cuda_mib"] = r["peak_cuda_mib"]
+            if "csr" in row and "nn_linear" in row:
+                row["dense_over_csr"] = row["nn_linear"] / row["csr"]
+            rows.append(row)
+            mem = "".join(f"  {m} peak {row[f'{m}_peak_cuda_mib']:.0f} MiB" for m in methods
+                          if f"{m}_peak_cuda_mib" in row)
+            log(f"{n_in:>6}->{n_out:<6} density {100 * d:5.2f}%  " + "  ".join(f"{m} {row[m]:8.3f} ms" for m in methods)
+                + (f"  -> csr {row['dense_over_csr']:.2f}x vs dense" if "dense_over_csr" in row else "") + mem)
+    return rows
+
+
 def _parse_size(s: str) -> tuple[int, int]:
     a, _, b = s.partition(":")
     try:
@@ -322,9 +366,9 @@ def _parse_size(s: str) -> tuple[int, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--sizes", nargs="+", type=_parse_size,
-                   default=[(784, 1000), (4000, 4000), (20000, 20000), (100000, 100000)],
-                   help="layer sizes N or N_IN:N_OUT (default: 784:1000 4000 20000 100000)")
+    p.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
+                   help="layer sizes N or N_IN:N_OUT (default: 784:1000 4000 20000 100000; "
+                        "4000 20000 with --densities)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--epsilon", type=float, default=20.0, help="SET epsilon of the layers (default: 20)")
     p.add_argument("--batch", type=int, default=128)
@@ -334,6 +378,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolate-cells", type=float, default=1e9,
                    help="run cases with n_in*n_out >= this in a fresh process and report its peak RSS")
     p.add_argument("--sweep", action="store_true", help="also sweep densities at 2000->2000 (csr vs dense)")
+    p.add_argument("--densities", nargs="+", type=float, default=None, metavar="D",
+                   help="compare csr with a dense nn.Linear (cuBLAS on CUDA) at these densities instead of "
+                        "the epsilon table (default on --device cuda: 0.001 0.005 0.01 0.02 0.05)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all measurements to a JSON file")
     p.add_argument("--sgemm-n", type=int, default=4000, help="size of the reference dense GEMM (default: 4000)")
@@ -354,7 +401,21 @@ def run(args) -> int:
         raise TopologyError(f"--device {args.device!r}: CUDA is not available on this machine")
     print(f"topo bench layers: torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
           f"batch {args.batch}, epsilon {args.epsilon}, allocator {'tuned' if args.tune_malloc else 'default'}")
-    result = run_layers(args.sizes, args.epsilon, args.batch, args.methods, device, args.repeat,
+    densities = args.densities or (CUDA_DENSITIES if device.type == "cuda" else None)
+    if densities:
+        if any(not 0 < d <= 1 for d in densities):
+            raise TopologyError(f"--densities must lie in (0, 1], got {densities}")
+        if device.type == "cuda":
+            print(f"GPU: {torch.cuda.get_device_name(device)}")
+        sizes = args.sizes or [(4000, 4000), (20000, 20000)]
+        rows = compare_dense(sizes, densities, args.batch, device, args.repeat)
+        if args.json:
+            from ._measure import write_json
+            write_json(args.json, {"device": str(device), "torch": torch.__version__, "rows": rows})
+            print(f"wrote {args.json}")
+        return 0
+    sizes = args.sizes or [(784, 1000), (4000, 4000), (20000, 20000), (100000, 100000)]
+    result = run_layers(sizes, args.epsilon, args.batch, args.methods, device, args.repeat,
                         args.max_dense_gib, int(args.isolate_cells), args.seed, args.sgemm_n, args.tune_malloc,
                         args.rounds)
     print("\nratios (same run):")

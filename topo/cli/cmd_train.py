@@ -7,7 +7,8 @@ from __future__ import annotations
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros"}
+            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros",
+            "model": "mlp", "cd_k": 1, "persistent": False, "visible": "bernoulli"}
 DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
@@ -24,7 +25,15 @@ def add_parser(sub) -> None:
     p.add_argument("--standardize", action="store_true", default=None,
                    help="z-score every feature with the training split's mean and std (SET's reference "
                         "preprocessing; default: features as loaded, in [0, 1])")
-    p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000)")
+    p.add_argument("--model", choices=("mlp", "rbm"),
+                   help="mlp: a classifier (default); rbm: a SET-RBM (topo.nn.SparseRBM) trained by contrastive "
+                        "divergence on the features alone, --hidden N hidden units, ε = 11 unless given")
+    p.add_argument("--cd-k", type=int, help="--model rbm: Gibbs steps of CD-k (default 1)")
+    p.add_argument("--persistent", action="store_true", default=None, help="--model rbm: persistent CD")
+    p.add_argument("--visible", choices=("bernoulli", "gaussian"),
+                   help="--model rbm: visible units (default bernoulli; gaussian wants --standardize)")
+    p.add_argument("--hidden", help="hidden layer sizes, comma separated (default 1000,1000,1000; "
+                                    "--model rbm: one size)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
                                                     "(default 20 unless --density)")
@@ -85,7 +94,7 @@ def _settings(args) -> dict:
             raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
         s = {**DEFAULTS, **given}
         if s["epsilon"] is None and s["density"] is None:
-            s["epsilon"] = 20.0
+            s["epsilon"] = 11.0 if s["model"] == "rbm" else 20.0  # the SET paper's RBM and MLP settings
         return s
     run = RunDir(args.out).check(resume=True)
     path = run / RunDir.CONFIG
@@ -225,6 +234,10 @@ def _train(args) -> int:
     if isinstance(s["epochs"], int) and s["epochs"] < 1:
         from ..errors import TopologyError
         raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
+    if s["model"] == "rbm":
+        from ._train_rbm import train_rbm
+
+        return train_rbm(args, s)
     hidden = parse_hidden(s["hidden"])
     rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
     from ..nn.init import check_init

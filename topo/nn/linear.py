@@ -14,7 +14,7 @@ from .backends import check_backend, resolve_backend
 from .functional import LOW_PRECISION, CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import bias_bound, check_init, init_values
 
-__all__ = ["SparseLinear"]
+__all__ = ["SparseLinear", "edge_index_dtype"]
 
 
 class SparseLinear(nn.Module):
@@ -47,8 +47,10 @@ class SparseLinear(nn.Module):
     weight : nn.Parameter, shape ``[num_edges]``
         One value per edge, in the layer graph's ``(dst, src)`` order.
     bias : nn.Parameter or None, shape ``[out_features]``
-    edge_index : buffer, int64 ``[2, num_edges]``
+    edge_index : buffer, ``[2, num_edges]``, int32 (int64 only for layers wider than 2³¹ − 1)
         Row 0 the source (input) index, row 1 the target (output) index of each edge.
+        int32 halves its memory (8 B per edge); state dicts and checkpoints holding an
+        int64 ``edge_index`` load as before (cast on load).
 
     Notes
     -----
@@ -98,7 +100,7 @@ class SparseLinear(nn.Module):
             self.bias = nn.Parameter(torch.empty(n_out, dtype=dtype).uniform_(-b, b, generator=gen).to(device))
         else:
             self.register_parameter("bias", None)
-        self.register_buffer("edge_index", torch.stack([layer.src, layer.dst]).to(device))
+        self.register_buffer("edge_index", torch.stack([layer.src, layer.dst]).to(device, self._index_dtype))
         self._invalidate()
 
     @classmethod
@@ -109,6 +111,10 @@ class SparseLinear(nn.Module):
         return cls(layer.n_in, layer.n_out, bias, layer=layer, **kwargs)
 
     # -- structure -----------------------------------------------------------------------
+    @property
+    def _index_dtype(self) -> torch.dtype:
+        return edge_index_dtype(self.in_features, self.out_features)
+
     @property
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])
@@ -151,8 +157,8 @@ class SparseLinear(nn.Module):
 
     def layer_graph(self) -> LayerGraph:
         """The current edges with their current values, as a CPU :class:`~topo.LayerGraph`."""
-        ei = self.edge_index.detach().cpu()
-        return LayerGraph(self.in_features, self.out_features, ei[0].clone(), ei[1].clone(),
+        ei = self.edge_index.detach().cpu().to(torch.int64)  # a copy (LayerGraph holds int64)
+        return LayerGraph(self.in_features, self.out_features, ei[0], ei[1],
                           self.weight.detach().cpu().clone())
 
     def to_dense(self) -> torch.Tensor:
@@ -249,7 +255,7 @@ class SparseLinear(nn.Module):
         init = check_init(init)
         if generator is not None and not isinstance(generator, torch.Generator):
             generator = make_generator(generator)
-        ei = self.edge_index.detach().cpu()
+        ei = self.edge_index.detach().cpu().to(torch.int64)  # keys dst * n_in + src need 64 bits
         old_keys = ei[1] * self.in_features + ei[0]
         new_keys = new_graph.keys()
         old_to_new = _match(old_keys, new_keys)
@@ -274,7 +280,7 @@ class SparseLinear(nn.Module):
                 w.grad = g
             else:
                 w.data = values
-        self.edge_index = torch.stack([new_graph.src, new_graph.dst]).to(self.edge_index.device)
+        self.edge_index = torch.stack([new_graph.src, new_graph.dst]).to(self.edge_index.device, self._index_dtype)
         self._invalidate()
         return old_to_new
 
@@ -291,11 +297,11 @@ class SparseLinear(nn.Module):
             _check_edge_index(ei, self.in_features, self.out_features, prefix + "edge_index")
         if isinstance(ei, torch.Tensor) and ei.shape != self.edge_index.shape:
             # Resize to the checkpoint's edge count; the default loader then copies in place.
-            self.edge_index = torch.empty_like(ei, dtype=torch.int64, device=self.edge_index.device)
+            self.edge_index = torch.empty(ei.shape, dtype=self._index_dtype, device=self.edge_index.device)
             with torch.no_grad():
                 self.weight.data = self.weight.data.new_empty(ei.shape[1])
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+                                      unexpected_keys, error_msgs)  # copies (and casts) int64 into int32
         self._invalidate()
 
     def __getstate__(self):
@@ -309,6 +315,17 @@ class SparseLinear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"edges={self.num_edges}, density={self.density:.4g}, bias={self.bias is not None}, "
                 f"backend={self._backend!r}")
+
+
+def edge_index_dtype(n_in: int, n_out: int) -> torch.dtype:
+    """The dtype of a ``n_in → n_out`` layer's ``edge_index``: int32 when every index fits, else int64.
+
+    Examples
+    --------
+    >>> edge_index_dtype(784, 1000), edge_index_dtype(2**31, 10)
+    (torch.int32, torch.int64)
+    """
+    return torch.int32 if max(n_in, n_out) <= 2**31 - 1 else torch.int64
 
 
 def _check_graph(g, n_in: int, n_out: int) -> None:

@@ -6,8 +6,8 @@ The estimate mirrors what topo allocates, component by component:
   exact, equal to ``sum(p.numel() * p.element_size())`` of the compiled model.
 * **gradients** — the same again (``.grad``).
 * **optimizer_state** — per value: 0 (SGD), 1 (SGD with momentum), 2 (Adam/AdamW moments).
-* **indices** — :class:`~topo.nn.SparseLinear` keeps ``edge_index`` (int64, 16 B per
-  edge); its cached CSR structure adds column indices of ``W`` and ``Wᵀ`` (int32 where
+* **indices** — :class:`~topo.nn.SparseLinear` keeps ``edge_index`` (int32, 8 B per
+  edge; int64 for layers wider than 2³¹ − 1); its cached CSR structure adds column indices of ``W`` and ``Wᵀ`` (int32 where
   they fit), the permutation between them and row pointers (read off
   :class:`topo.nn.CsrStructure`, so the count follows it). Layers the ``"auto"``
   backend runs dense hold no CSR.
@@ -226,7 +226,7 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     for k, ((n_in, n_out), e) in enumerate(zip(pairs, edges)):
         if output_dense and k == n_layers - 1:
             continue
-        est.indices += 16 * e  # edge_index: int64 [2, E]
+        est.indices += (8 if max(n_in, n_out) <= _INT32_MAX else 16) * e  # edge_index [2, E], int32 if it fits
         if resolve_backend(backend, n_in, n_out, e, device) == "dense":
             dense_cells = max(dense_cells, n_in * n_out)
             continue

@@ -195,7 +195,7 @@ class SparseRBM(nn.Module):
     def _sample_v(self, mt: torch.Tensor, generator) -> torch.Tensor:
         """A visible sample from pre-activations ``mt`` (transposed)."""
         if self.visible == "bernoulli":
-            return bernoulli(torch.sigmoid(mt), generator)
+            return bernoulli(mt.sigmoid_(), generator)
         return mt + _randn(mt, generator)
 
     def gibbs(self, v: torch.Tensor, k: int = 1, generator=None) -> torch.Tensor:
@@ -235,25 +235,26 @@ class SparseRBM(nn.Module):
         v = self._check(v)
         k = _check_k(k)
         vt = v.t().contiguous()
-        h0 = torch.sigmoid(self._hidden_t(vt))
+        # In-place activations on the fresh product outputs: at SET densities the element-wise passes,
+        # not the sparse products, are most of a step's time.
+        h0 = self._hidden_t(vt).sigmoid_()
         m0 = self._visible_t(bernoulli(h0, generator))  # v's reconstruction from its hidden sample
-        recon = _mean_sq(vt, torch.sigmoid(m0) if self.visible == "bernoulli" else m0)
+        p0 = m0.sigmoid_() if self.visible == "bernoulli" else m0
+        recon = float(torch.nn.functional.mse_loss(p0, vt))
         if chain is None:
-            mt = m0
+            vk = bernoulli(p0, generator) if self.visible == "bernoulli" else p0 + _randn(p0, generator)
         else:
             ct = self._check(chain, "chain").t().contiguous()
-            mt = self._visible_t(bernoulli(torch.sigmoid(self._hidden_t(ct)), generator))
-        vk = self._sample_v(mt, generator)
-        hk = torch.sigmoid(self._hidden_t(vk))
+            vk = self._sample_v(self._visible_t(bernoulli(self._hidden_t(ct).sigmoid_(), generator)), generator)
+        hk = self._hidden_t(vk).sigmoid_()
         for _ in range(k - 1):
             vk = self._sample_v(self._visible_t(bernoulli(hk, generator)), generator)
-            hk = torch.sigmoid(self._hidden_t(vk))
+            hk = self._hidden_t(vk).sigmoid_()
         n_pos, n_neg = vt.shape[1], vk.shape[1]
-        # One sampled product for both phases: [h0/n, -hk/m] against [v, vk] at the edges.
-        a = torch.cat([h0 / n_pos, hk / -n_neg], dim=1)
-        gw = self._edge_stats(a, torch.cat([vt, vk], dim=1))
+        # <v h> of each phase at the edges only; the scaling runs on the edge vector, not the states.
+        gw = self._edge_stats(h0, vt).sub_(self._edge_stats(hk, vk), alpha=n_pos / n_neg).mul_(-1.0 / n_pos)
         lin = self.linear
-        _set_grad(lin.weight, -gw)
+        _set_grad(lin.weight, gw)
         _set_grad(lin.bias, hk.mean(1) - h0.mean(1))
         _set_grad(self.visible_bias, vk.mean(1) - vt.mean(1))
         return float(recon), vk.t()
@@ -358,12 +359,12 @@ def base_rate_bias(data: torch.Tensor, visible: str) -> torch.Tensor:
 
 
 def bernoulli(p: torch.Tensor, generator=None) -> torch.Tensor:
-    """A 0/1 sample of ``p`` drawn from ``generator`` (a CPU generator serves any device)."""
+    """A 0/1 sample of ``p`` (in ``p``'s dtype) drawn from ``generator`` (a CPU generator serves any device)."""
     if generator is None or generator.device == p.device:
         u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
     else:
         u = torch.rand(p.shape, generator=generator, dtype=p.dtype).to(p.device)
-    return (u < p).to(p.dtype)
+    return u.lt_(p)  # in place: u becomes 1.0 where u < p, else 0.0
 
 
 def _randn(like: torch.Tensor, generator=None) -> torch.Tensor:

@@ -22,8 +22,8 @@ import torch
 
 from ..errors import TopologyError
 from ..graph import History
+from ..runs import RunDir
 from ..runs import files as _runs
-from .checkpoint import load_checkpoint, save_checkpoint
 from .settings import history_upto
 
 __all__ = ["RBMTrainer", "as_matrix"]
@@ -143,33 +143,38 @@ class RBMTrainer:
         for name, X in (("train", self._X), ("test", self._T)):
             if X is not None and X.shape[1] != rbm.n_visible:
                 raise TopologyError(f"{name} has {X.shape[1]} features but the RBM has {rbm.n_visible} visible units")
-        self._out = None if self.out_dir is None else _runs.check_run_dir(self.out_dir, self.resume)
         self.optimizer_ = torch.optim.SGD(rbm.parameters(), lr=self.lr, momentum=self.momentum,
                                           weight_decay=self.weight_decay)
         if self.evolver is not None:
-            if self.evolver.optimizer is None:
-                self.evolver.optimizer = self.optimizer_
+            if self.evolver.optimizer is None or self.evolver.optimizer is getattr(self, "_made", None):
+                self.evolver.optimizer = self.optimizer_  # (a refit replaces this trainer's own optimizer)
             elif self.evolver.optimizer is not self.optimizer_:
                 raise TopologyError("the evolver carries another optimizer's state; build it without one")
+        self._made = self.optimizer_
         self._gen = torch.Generator().manual_seed(self.seed)
         self._rows: list[dict] = []
         self._chain = None
         self.epoch_ = 0
-        ckpt = load_checkpoint(self._out / _runs.CHECKPOINT) if self.resume and self._out is not None and \
-            (self._out / _runs.CHECKPOINT).is_file() else None
         n = self._X.shape[0]
         pick = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + 1))[:self.monitor]
         self._monitor = self._X[pick.to(self.device_)]
-        if ckpt is None:
-            if self.init_visible_bias:
-                rbm.initialize_visible_bias(self._X.clamp(0, 1) if rbm.visible == "bernoulli" else self._X)
-            self._history0 = History(rbm.topology(), meta={"rule": "none"}) if self.evolver is None else None
-        else:
-            self._restore(ckpt)
-        if self._out is not None:
-            self._write_config()
-        for epoch in range(self.epoch_ + 1, self.epochs + 1):
-            self._run_epoch(epoch)
+        self._run = None if self.out_dir is None else RunDir(self.out_dir).open(self.resume)
+        try:
+            ckpt = self._run.read_checkpoint() if self._run is not None and self.resume and \
+                (self._run / _runs.CHECKPOINT).is_file() else None
+            if ckpt is None:
+                if self.init_visible_bias:
+                    rbm.initialize_visible_bias(self._X.clamp(0, 1) if rbm.visible == "bernoulli" else self._X)
+                self._history0 = History(rbm.topology(), meta={"rule": "none"}) if self.evolver is None else None
+            else:
+                self._restore(ckpt)
+            if self._run is not None:
+                self._write_config()
+            for epoch in range(self.epoch_ + 1, self.epochs + 1):
+                self._run_epoch(epoch)
+        finally:
+            if self._run is not None:
+                self._run.close()  # the run directory's lock
         return self
 
     @property
@@ -221,7 +226,7 @@ class RBMTrainer:
             print(f"epoch {epoch}/{self.epochs}: recon {row['train_loss']:.4f} pseudo-LL "
                   f"{row['pseudo_likelihood']:.2f} test recon {row['test_loss']:.4f} edges {row['num_edges']}",
                   file=sys.stderr, flush=True)
-        if self._out is not None:
+        if self._run is not None:
             self._write_run(evolved)
 
     def _monitors(self, epoch: int) -> dict:
@@ -241,8 +246,7 @@ class RBMTrainer:
 
     # -- files ---------------------------------------------------------------------------------------
     def _write_config(self) -> None:
-        path = self._out / _runs.CONFIG
-        config = _runs.read_json(path) if path.exists() else {}
+        config = self._run.read_config() if (self._run / _runs.CONFIG).exists() else {}
         rule = getattr(self.evolver, "rule", None)
         config.update({"model": "SparseRBM", "task": "rbm", "k": self.k, "persistent": self.persistent,
                        "lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
@@ -251,22 +255,22 @@ class RBMTrainer:
                        "rbm": self.rbm.config(), "versions": _runs.versions()})
         config.setdefault("rule", "static" if rule is None else getattr(rule, "name", type(rule).__name__))
         config.update(self.run_config or {})
-        _runs.write_json(path, config)
+        self._run.write_config(config)
 
     def _write_run(self, evolved: bool) -> None:
-        out = self._out
-        _runs.write_metrics(out / _runs.METRICS, self._rows)
-        self.rbm.topology().save(out / _runs.TOPOLOGY)
-        if self.evolver is not None:
-            self.evolver.history_.save(out / _runs.HISTORY)
-        elif self._history0 is not None:
-            self._history0.save(out / _runs.HISTORY)
-            self._history0 = None
-        save_checkpoint(out / _runs.CHECKPOINT, {
-            "epoch": self.epoch_, "model": self.rbm.state_dict(), "optimizer": self.optimizer_.state_dict(),
-            "rng": {"gen": self._gen.get_state()}, "metrics": self._rows, "evolved": evolved,
-            "chain": self._chain, "evolver": None if self.evolver is None else self.evolver.state_dict(),
-            "history_epochs": None if self.evolver is None else [float(e) for e in self.evolver.history_.epochs]})
+        with self._run.transaction() as run:  # one commit: the files, then the manifest
+            run.write_metrics(self._rows)
+            run.write_topology(self.rbm.topology())
+            if self.evolver is not None:
+                run.write_history(self.evolver.history_)
+            elif self._history0 is not None:
+                run.write_history(self._history0)
+            run.write_checkpoint({  # last: everything it describes is written before it
+                "epoch": self.epoch_, "model": self.rbm.state_dict(), "optimizer": self.optimizer_.state_dict(),
+                "rng": {"gen": self._gen.get_state()}, "metrics": self._rows, "evolved": evolved,
+                "chain": self._chain, "evolver": None if self.evolver is None else self.evolver.state_dict(),
+                "history_epochs": None if self.evolver is None else [float(e) for e in self.evolver.history_.epochs]})
+        self._history0 = None
 
     def _restore(self, ckpt: dict) -> None:
         self.rbm.load_state_dict(ckpt["model"])
@@ -274,6 +278,7 @@ class RBMTrainer:
         self.optimizer_ = torch.optim.SGD(self.rbm.parameters(), lr=self.lr, momentum=self.momentum,
                                           weight_decay=self.weight_decay)
         self.optimizer_.load_state_dict(ckpt["optimizer"])
+        self._made = self.optimizer_
         self._gen.set_state(ckpt["rng"]["gen"])
         self._rows = [dict(r) for r in ckpt["metrics"]]
         self._chain = ckpt.get("chain")
@@ -283,7 +288,8 @@ class RBMTrainer:
             self.evolver.optimizer = self.optimizer_
             if ckpt.get("evolver") is not None:
                 self.evolver.load_state_dict(ckpt["evolver"])
-            self.evolver.history_ = history_upto(self._out / _runs.HISTORY, ckpt.get("history_epochs"))
+            self._run.verify(_runs.HISTORY)
+            self.evolver.history_ = history_upto(self._run / _runs.HISTORY, ckpt.get("history_epochs"))
             if not ckpt.get("evolved", True) and self.epoch_ < self.epochs:
                 # The run ended on its last epoch (no evolution); extending it does that step now.
                 t = time.perf_counter()
