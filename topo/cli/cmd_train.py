@@ -73,6 +73,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--force", action="store_true",
+                   help="train even where the pre-flight checks refuse: a network the memory estimate says does "
+                        "not fit, or a layer with fewer edges than output neurons")
     p.add_argument("--nproc", type=int,
                    help="data-parallel processes spawned on this machine (default 1); each takes a share of "
                         "every --batch-size batch. Under torchrun the world size comes from torchrun instead")
@@ -154,7 +157,17 @@ def _same_hidden(a, b) -> bool:
 
 
 def run(args) -> int:
-    """``topo train``: one process, ``--nproc`` spawned ranks, or one rank of a torchrun job."""
+    """``topo train``: one process, ``--nproc`` spawned ranks, or one rank of a torchrun job.
+
+    A new run that fails before its first checkpoint leaves nothing behind (:func:`preflight.new_run_guard`).
+    """
+    from .preflight import new_run_guard
+
+    with new_run_guard(args.out, args.resume):
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import distributed as D
     from ..errors import TopologyError
 
@@ -180,20 +193,19 @@ def run(args) -> int:
     D.check_nproc(nproc, backend)
     if backend == "gloo" and str(device).startswith("cuda"):
         raise TopologyError("--dist-backend gloo with a cuda --device is not supported; use nccl")
-    _prepare(args, s)
+    _prepare(args, s, nproc)
     options = {k: v for k, v in vars(args).items() if k not in ("func", "nproc")}
     codes = D.launch(nproc, _rank_main, options, backend=backend)
     return codes[0]
 
 
-def _prepare(args, s) -> None:
-    """What must happen once before the ranks start: the run directory check and dataset downloads."""
+def _prepare(args, s, nproc: int) -> None:
+    """What must happen once before the ranks start: the pre-flight checks and dataset downloads."""
     from .. import datasets
-    from ..runs import RunDir
+    from .factory import parse_hidden
 
-    if not args.resume:
-        RunDir(args.out).check(resume=False)
-    datasets.info(s["dataset"])
+    info = datasets.info(s["dataset"])
+    _preflight(args, s, [info.n_features, *parse_hidden(s["hidden"]), info.n_classes], nproc)
     for split in ("train", "test"):
         datasets.load(s["dataset"], split)  # fetches and caches once, not once per rank
 
@@ -247,8 +259,10 @@ def _train(args) -> int:
     history_weights = parse_history_weights(s["history_weights"])
     info = datasets.info(s["dataset"])
     main = _is_main()
-    if not args.resume and main:
-        RunDir(args.out).check(resume=False)  # fail before loading data (the Trainer checks again, locked)
+    if main:
+        # Fail before loading data and creating anything (the Trainer creates the run directory, locked).
+        _preflight(args, s, [info.n_features, *hidden, info.n_classes], 1 if getattr(args, "nproc", None) is None
+                   else args.nproc)
     train, test = datasets.load(s["dataset"], "train"), datasets.load(s["dataset"], "test")
     if s["standardize"]:
         xs = datasets.standardize(train[0], test[0])
@@ -274,6 +288,28 @@ def _train(args) -> int:
         print(f"{info.name} {s['rule']} {'-'.join(map(str, sizes))}: epoch {int(last.epoch)}, "
               f"test acc {last.test_acc:.4f}, {int(last.num_edges)} edges; run directory {args.out}")
     return 0
+
+
+def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
+    """Every check that needs no data and writes nothing: --out, --device, --backend, memory, edges."""
+    from ..errors import TopologyError
+    from ..graph.generators import _layer_densities
+    from ..nn.backends import check_backend
+    from . import preflight
+
+    preflight.check_out_dir(args.out, args.resume)
+    device = preflight.check_device(s["device"])
+    batch, dropout = s["batch_size"], s["dropout"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise TopologyError(f"batch_size (--batch-size) must be a positive integer, got {batch!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise TopologyError(f"--dropout must be in [0, 1), got {dropout!r}")
+    if s["rule"].strip().lower() != "dense":
+        check_backend(s["backend"])
+        _layer_densities(sizes, s["epsilon"], s["density"])  # a bad --epsilon/--density names itself here
+    preflight.check_network(sizes, s["rule"], s["epsilon"], s["density"], batch=batch, dropout=dropout,
+                            optimizer=s["optimizer"], backend=s["backend"], device=device,
+                            nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume)
 
 
 def _is_main() -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 import warnings
@@ -15,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import TopologyError
+from ..utils.signals import STOP_SIGNALS, exit_code, stop_on_signals
 
 __all__ = ["DistInfo", "BACKENDS", "init_distributed", "shutdown", "get_info", "is_torchrun", "env_world_size",
            "resolve_backend", "max_nproc", "check_nproc", "find_free_port", "launch"]
@@ -206,6 +211,27 @@ def shutdown(barrier: bool = False) -> None:
 
 # -- local launcher ---------------------------------------------------------------------------
 def _worker(local_rank: int, fn, args, kwargs, nproc: int, port: int, backend: str, threads: int, queue) -> None:
+    # SIGINT and SIGTERM both stop a rank by raising Interrupted, so atomic writes remove their temporary
+    # files; the launcher started us with them blocked (see launch), and any that came meanwhile fire now.
+    with stop_on_signals(once=True):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        try:
+            _run_rank(local_rank, fn, args, kwargs, nproc, port, backend, threads, queue)
+        except KeyboardInterrupt as stop:
+            # The rank's files are closed and its stop reported by now. Leave at once: the interpreter's
+            # teardown with gloo's threads and sockets still up takes seconds (measured 5 s and more).
+            from multiprocessing import util
+
+            with contextlib.suppress(Exception):
+                util._exit_function()  # what a normal exit runs: finalizers unlink this rank's semaphores
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(exit_code(stop))
+
+
+def _run_rank(local_rank: int, fn, args, kwargs, nproc: int, port: int, backend: str, threads: int,
+              queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank),
                       WORLD_SIZE=str(nproc), LOCAL_RANK=str(local_rank), LOCAL_WORLD_SIZE=str(nproc))
     if threads:
@@ -234,7 +260,7 @@ def _dumps(value, what: str) -> bytes:
 
 
 def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int | None = None,
-           timeout_s: float | None = None, **kwargs) -> list[Any]:
+           timeout_s: float | None = None, stop_grace_s: float = 5.0, **kwargs) -> list[Any]:
     """Run ``fn(*args, **kwargs)`` in ``nproc`` fresh local processes forming one process group.
 
     Each process gets torchrun's environment (``RANK``, ``WORLD_SIZE``,
@@ -252,6 +278,12 @@ def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int 
         ranks do not oversubscribe the cores.
     timeout_s : float, optional
         Kill all processes and raise ``TimeoutError`` after this many seconds.
+    stop_grace_s : float
+        On SIGINT or SIGTERM the launcher forwards the signal to every rank (each
+        stops by raising :class:`~topo.utils.signals.Interrupted`, which removes
+        half-written temporary files and leaves the last complete checkpoint), waits
+        this long for them to exit, kills those still running, and raises
+        :class:`~topo.utils.signals.Interrupted` (a ``KeyboardInterrupt``).
 
     Returns
     -------
@@ -274,8 +306,31 @@ def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int 
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // nproc)
     queue = mp.get_context("spawn").SimpleQueue()
-    ctx = mp.start_processes(_worker, args=(fn, args, kwargs, nproc, find_free_port(), backend, threads, queue),
-                             nprocs=nproc, join=False, start_method="spawn")
+    port = find_free_port()
+    main_thread = threading.current_thread() is threading.main_thread()
+    with stop_on_signals():
+        # Ranks inherit the blocked signals through spawn's fork+exec: a stop signal that arrives while they
+        # import waits until _worker has its handler, instead of killing a rank half-started.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if main_thread else None
+        try:
+            ctx = mp.start_processes(_worker, args=(fn, args, kwargs, nproc, port, backend, threads, queue),
+                                     nprocs=nproc, join=False, start_method="spawn")
+        except BaseException:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
+        try:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal pending since the start fires here
+            return _wait(ctx, queue, nproc, timeout_s)
+        except KeyboardInterrupt as stop:
+            _stop(ctx, queue, getattr(stop, "signum", signal.SIGINT), stop_grace_s)
+            raise
+
+
+def _wait(ctx, queue, nproc: int, timeout_s: float | None) -> list[Any]:
+    import torch.multiprocessing as mp
+
     results: dict[int, bytes] = {}
     errors: list[tuple[int, bytes]] = []
 
@@ -308,6 +363,31 @@ def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int 
     if errors:  # a rank failed but exited cleanly: should not happen, but never swallow it
         _reraise(errors, None)
     return [pickle.loads(results[r]) for r in range(nproc)]
+
+
+def _stop(ctx, queue, signum: int, grace_s: float) -> None:
+    """Forward ``signum`` to every live rank, wait up to ``grace_s`` for all to exit, then kill the rest."""
+    # A second signal must not cut this short: the ranks' stop is bounded by grace_s anyway.
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS} \
+        if threading.current_thread() is threading.main_thread() else {}
+    try:
+        for p in ctx.processes:
+            if p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signum)
+        deadline = time.monotonic() + grace_s
+        while any(p.is_alive() for p in ctx.processes) and time.monotonic() < deadline:
+            while not queue.empty():  # a rank blocked on a full pipe could not exit
+                queue.get()
+            time.sleep(0.05)
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+        for p in ctx.processes:
+            p.join(5)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _kill(ctx) -> None:

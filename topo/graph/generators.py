@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 from typing import Sequence
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import TopologyError
-from .layer import LayerGraph
+from .layer import LayerGraph, check_key_space
 from .sampling import make_generator, sample_keys
 from .topology import Topology, check_sizes
 
@@ -64,18 +65,43 @@ def erdos_renyi(sizes: Sequence[int], epsilon: float | None = None, density=None
     [1640, 1000]
     """
     sizes = check_sizes(sizes)
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        check_key_space(n_in, n_out)  # before sampling: torch cannot draw keys beyond int64
     densities = _layer_densities(sizes, epsilon, density)
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    _check_fits(pairs, densities)
     g = make_generator(seed)
     layers = []
-    for (n_in, n_out), d in zip(zip(sizes[:-1], sizes[1:]), densities):
+    for k, ((n_in, n_out), d) in enumerate(zip(pairs, densities)):
         space = n_in * n_out
         if exact:
             m = min(space, int(round(d * space)))
         else:
             m = int(torch.binomial(torch.tensor(float(space), dtype=torch.float64),
                                    torch.tensor(d, dtype=torch.float64), generator=g))
+        if m < n_out:
+            warnings.warn(f"layer {k} ({n_in}->{n_out}) gets {m} edges at density {d:.3g}, fewer than its {n_out} "
+                          f"output neurons: at least {n_out - m} of them receive no input; raise the density "
+                          f"or epsilon", RuntimeWarning, stacklevel=2)
         layers.append(LayerGraph.from_keys(n_in, n_out, sample_keys(space, m, g)))
     return Topology(layers)
+
+
+def _check_fits(pairs, densities) -> None:
+    """Refuse, before sampling, edge sets that cannot fit in memory (instead of a bare allocator error).
+
+    A lower bound, so nothing that fits is refused: 16 bytes per edge for the
+    layers' int64 ``src``/``dst``, plus the sampling scratch of the largest layer
+    (8 bytes per cell when the whole key space is enumerated, else 24 per edge).
+    """
+    from ..utils.resources import check_memory
+
+    edges = [min(a * b, round(d * a * b)) for (a, b), d in zip(pairs, densities)]
+    scratch = max(8 * a * b if m > 0.25 * a * b else 24 * m for (a, b), m in zip(pairs, edges))
+    needed = 16 * sum(edges) + scratch
+    if needed > 2**30:  # reading /proc/meminfo is cheap, but small topologies need no check at all
+        check_memory(needed, f"an Erdős–Rényi topology of sizes {[pairs[0][0], *(b for _, b in pairs)]} "
+                             f"({sum(edges):,} edges)")
 
 
 def _layer_densities(sizes, epsilon, density) -> list[float]:

@@ -10,7 +10,30 @@ import torch
 
 from ..errors import TopologyError
 
-__all__ = ["LayerGraph"]
+__all__ = ["LayerGraph", "MAX_KEY_SPACE", "check_key_space"]
+
+#: Edges are addressed by the int64 key ``dst * n_in + src`` (sorting, duplicate checks, sampling, evolution):
+#: a layer needs ``n_in * n_out <= MAX_KEY_SPACE`` so that every key, up to ``n_in * n_out - 1``, is an int64.
+MAX_KEY_SPACE = 2**63 - 1
+
+
+def check_key_space(n_in: int, n_out: int) -> int:
+    """``n_in * n_out`` if every edge key of such a layer fits int64, else a TopologyError naming the sizes.
+
+    Examples
+    --------
+    >>> check_key_space(2**31, 2**31)
+    4611686018427387904
+    >>> check_key_space(2**32, 2**32)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopologyError: a 4294967296->4294967296 layer has 2**64.0 possible edges, more than topo's int64 edge keys (dst * n_in + src) address: n_in * n_out must be below 2**63
+    """
+    space = int(n_in) * int(n_out)
+    if space > MAX_KEY_SPACE:
+        raise TopologyError(f"a {n_in}->{n_out} layer has 2**{math.log2(space):.1f} possible edges, more than "
+                            f"topo's int64 edge keys (dst * n_in + src) address: n_in * n_out must be below 2**63")
+    return space
 
 
 def _tensor(x) -> torch.Tensor:
@@ -72,6 +95,7 @@ class LayerGraph:
 
     def __init__(self, n_in: int, n_out: int, src, dst, weight=None) -> None:
         n_in, n_out = _check_size(n_in, "n_in"), _check_size(n_out, "n_out")
+        check_key_space(n_in, n_out)
         src, dst = _as_index(src, "src"), _as_index(dst, "dst")
         if src.shape != dst.shape:
             raise TopologyError(f"src and dst differ in length: {src.numel()} vs {dst.numel()}")

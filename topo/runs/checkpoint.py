@@ -32,7 +32,32 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
     payload = {"__format__": CHECKPOINT_FORMAT, "__version__": CHECKPOINT_VERSION, **state}
     with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+        out = _Writes(f)
+        try:
+            torch.save(payload, out)
+        except RuntimeError:
+            # torch's zip writer swallows the write's OSError and reports "unexpected pos N vs M";
+            # raise the real cause (a full disk: ENOSPC), naming the file.
+            if out.error is not None:
+                raise OSError(out.error.errno, out.error.strerror, os.fspath(path)) from out.error
+            raise
+
+
+class _Writes:
+    """A file wrapper that remembers the first OSError of ``write`` (torch.save hides it)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict[str, Any]:

@@ -301,9 +301,13 @@ class RunDir:
             from .manifest import sha256_file
 
             digest, size = sha256_file(tmp)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(err, OSError):
+                from ..utils.atomic import with_filename
+
+                raise with_filename(err, target, instead_of=[tmp]) from err.__cause__
             raise
         entry = (name, tmp, {"sha256": digest, "bytes": size})
         if self._staged is not None:

@@ -49,10 +49,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise with_filename(err, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def with_filename(err: OSError, path, instead_of=()) -> OSError:
+    """``err`` naming ``path`` when it names no file (``write`` on a full disk raises a bare ENOSPC)
+    or one of ``instead_of`` (a temporary file the user never asked for)."""
+    if err.errno is None or (err.filename is not None and os.fspath(err.filename) not in map(os.fspath, instead_of)):
+        return err
+    named = type(err)(err.errno, err.strerror, os.fspath(path))
+    named.__cause__ = err.__cause__
+    named.__traceback__ = err.__traceback__
+    return named
 
 
 def _target_mode(path: Path) -> int:
