@@ -40,8 +40,7 @@ class CNN(nn.Module):
         return self.head(self.features(x.reshape(-1, 1, self.side, self.side)))
 
 
-class MLPBlock(nn.Module):
-    """The MLP half of a transformer block: x + fc2(gelu(fc1(norm(x))))."""
+class MLPBlock(nn.Module):  # the MLP half of a transformer block: x + fc2(gelu(fc1(norm(x))))
     def __init__(self, d: int, hidden: int):
         super().__init__()
         self.norm, self.fc1, self.fc2 = nn.LayerNorm(d), nn.Linear(d, hidden), nn.Linear(hidden, d)
@@ -150,9 +149,10 @@ def main(argv=None) -> int:
     rigl = topo.rules.Schedule(decay="cosine", every=args.every, stop_at=0.75, total=steps)
     ev = topo.Evolver(tr, "rigl", optimizer=opt, seed=0, schedule=rigl)
     tr_metrics = train("transformer", tr, ev, opt, data, args.epochs, out / "transformer")
-    updates = len(ev.history_.epochs) - 1
+    updates = len(ev.history_.epochs) - 1  # the history's first entry is the start
     print(f"\nRigL updates: {updates} (every {args.every} of {steps} steps, until step {int(0.75 * steps)})\n"
-          f"final test accuracy: CNN {cnn_metrics.test_acc.iloc[-1]:.4f}, transformer {tr_metrics.test_acc.iloc[-1]:.4f}")
+          f"final test accuracy: CNN {cnn_metrics.test_acc.iloc[-1]:.4f}, "
+          f"transformer {tr_metrics.test_acc.iloc[-1]:.4f}")
     return 0 if kept else 1
 
 
