@@ -15,9 +15,12 @@ from .init import init_values
 from .linear import SparseLinear
 from .mlp import SparseMLP, compile
 from .optim import remap_optimizer_state
+from .dense import to_dense
+from .model_file import load_model, save_model
 from .sparsify import sparse_layers, sparsify, topology_of
 
 __all__ = ["SparseLinear", "SparseMLP", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
            "BackendUnavailableError", "choose_backend", "resolve_backend", "torch_sparse_available",
            "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "init_values",
-           "tune_cpu_allocator", "sparsify", "sparse_layers", "topology_of"]
+           "tune_cpu_allocator", "sparsify", "sparse_layers", "topology_of",
+           "to_dense", "save_model", "load_model"]

@@ -44,6 +44,9 @@ __all__ = ["Trainer"]
 _MADE_BY_TRAINERS: weakref.WeakSet = weakref.WeakSet()
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
 _RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed")
+# What a run's topology.npz says about itself: a graph, not a model.
+_TOPOLOGY_NOTE = {"biases": False, "note": "edges and weights only: no biases, activations or dropout; the "
+                  "whole model is model.safetensors in the same run directory (topo.load_model(run_dir))"}
 
 
 class Trainer:
@@ -331,7 +334,13 @@ class Trainer:
         _runs.write_metrics(out / _runs.METRICS, self._rows)
         topology = model_topology(self.model)
         if topology is not None:
-            topology.save(out / _runs.TOPOLOGY)
+            from ..graph.serialize import save_topology
+
+            save_topology(topology, out / _runs.TOPOLOGY, meta=_TOPOLOGY_NOTE)
+        from ..nn.model_file import MODEL_FILE, save_model
+
+        # The whole model (biases, activations, the spec to rebuild it): what topo.load_model reads.
+        save_model(self.model, out / MODEL_FILE, config=self.run_config)
         if self.history_ is not None:
             self.history_.save(out / _runs.HISTORY)
         elif self.evolver is None and self._fixed_history is not None:
