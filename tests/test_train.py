@@ -140,7 +140,7 @@ def test_run_directory_files_parse(data, tmp_path):
     out = tmp_path / "run"
     t = make("set", epochs=3, out=out).fit(*data)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "history.npz",
-                                                     "metrics.csv", "topology.npz"]
+                                                     "metrics.csv", "model.safetensors", "topology.npz"]
     m = pd.read_csv(out / "metrics.csv")
     assert list(m.columns) == COLUMNS and m.epoch.tolist() == [1, 2, 3]
     np.testing.assert_allclose(m.drop(columns=TIMINGS), t.metrics_.drop(columns=TIMINGS), rtol=1e-9)
