@@ -3,7 +3,8 @@
 :class:`SparseLinear` holds one value per edge and runs CSR products inside
 autograd (MKL on CPU, cuSPARSE on CUDA); :func:`compile` turns a
 :class:`~topo.Topology` into a :class:`SparseMLP`; :func:`remap_optimizer_state`
-carries optimizer state across a rewire.
+carries optimizer state across a rewire. :class:`SparseRBM` is a truly sparse RBM
+(:mod:`topo.nn.ais` for its likelihood).
 """
 
 from .allocator import tune_cpu_allocator
@@ -18,8 +19,10 @@ from .optim import remap_optimizer_state
 from .dense import to_dense
 from .model_file import load_model, save_model
 from .sparsify import sparse_layers, sparsify, topology_of
+from .rbm import SparseRBM
+from . import ais  # noqa: E402  (after SparseRBM, which it reads)
 
-__all__ = ["SparseLinear", "SparseMLP", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
+__all__ = ["SparseLinear", "SparseMLP", "SparseRBM", "ais", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
            "BackendUnavailableError", "choose_backend", "resolve_backend", "torch_sparse_available",
            "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "init_values",
            "tune_cpu_allocator", "sparsify", "sparse_layers", "topology_of",
