@@ -198,7 +198,8 @@ class Evolver:
         data : Tensor, (inputs, targets) or iterable of batches, optional
             Samples for cosine/gradient scores (only read if the rule needs
             them): up to ``max_samples`` rows drawn at random from tensors, or
-            the first ``max_samples`` of the batches (``x`` or ``(x, y, ...)``).
+            the first ``max_samples`` of the batches (``x`` or ``(x, y, ...)``);
+            every row, streamed, with ``max_samples=None``.
         metrics : dict, optional
             Validation metrics, passed to the rule before it runs.
         step : int, optional
