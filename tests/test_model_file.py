@@ -167,3 +167,18 @@ def test_export_onnx_runs_in_onnxruntime_like_torch(digits_run, tmp_path, capsys
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert main(["export", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
     assert "holds no model.safetensors" in capsys.readouterr().err
+
+
+def test_a_changed_model_file_of_a_run_is_refused(digits_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(digits_run, run)
+    raw = bytearray((run / "model.safetensors").read_bytes())
+    raw[-3] ^= 0x01  # one bit of a weight: still a valid safetensors file
+    (run / "model.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(TopologyFormatError, match="model.safetensors"):
+        topo.load_model(run)
+    assert main(["predict", str(run), "--dataset", "digits", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "model.safetensors" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
+    assert "holds no model.safetensors" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from ..errors import TopologyError, TopologyFormatError
 
 __all__ = ["MODEL_FILE", "save_model", "load_model", "read_model_file", "model_spec"]
 
-#: The model file's name inside a run directory.
+#: The model file's name inside a run directory (:data:`topo.runs.MODEL`).
 MODEL_FILE = "model.safetensors"
 FORMAT, VERSION = "topo.model", "1"
 
@@ -209,6 +209,10 @@ def load_model(source: str | os.PathLike, *, model: nn.Module | None = None, dev
     if src.is_dir() and not path.is_file():
         raise FileNotFoundError(f"run directory {str(src)!r} holds no {MODEL_FILE} (runs written by this topo "
                                 f"save it at every checkpoint)")
+    if src.is_dir():
+        from ..runs import RunDir
+
+        RunDir(src).verify(MODEL_FILE)  # bytes changed since the run wrote them: RunFileError naming the file
     meta, tensors = read_model_file(path)
     if model is None:
         spec = meta["spec"]
