@@ -123,3 +123,51 @@ def test_first_use_keeps_the_torch_thread_setting():
             "import numba; print(torch.get_num_threads(), numba.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1", "1"]
+
+
+@pytest.mark.parametrize("shape", [(37, 5), (128, 200), (3, 1), (1, 4)])
+def test_contiguous_rows_of_any_layout(shape, threads):
+    base = torch.randn(shape[1], shape[0] + 3, dtype=torch.float64)
+    for d in (base[:, : shape[0]].t(),                           # transposed view of a padded row-major array
+              base.t().contiguous()[: shape[0]],                 # contiguous already
+              base[:, : shape[0]].t().contiguous().t().t(),      # transposed view of a contiguous array
+              torch.ones(()).double().expand(*shape)):           # broadcast (y.sum()'s gradient)
+        out = kernels.contiguous_rows(d)
+        assert out.is_contiguous() and torch.equal(out, d)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spmm_reads_and_writes_row_major_layouts(dtype, threads):
+    dense_w, crow, col, values = _random_csr(53, 41, 0.15, dtype, torch.int32, seed=4, hub_row=7)
+    x = torch.randn(19, 41, dtype=dtype)                 # a (batch, n) row-major input
+    bias = torch.randn(53, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    out = kernels.spmm(crow, col, values, x.t(), bias=bias, transpose_out=True)
+    assert out.t().is_contiguous()                       # written straight into the (batch, n_rows) layout
+    torch.testing.assert_close(out, dense_w @ x.t() + bias[:, None], **tol)
+    a = torch.randn(11, 53, dtype=dtype)
+    rows = torch.repeat_interleave(torch.arange(53), crow[1:].long() - crow[:-1].long())
+    torch.testing.assert_close(kernels.sddmm(crow, col, a.t(), x[:11].t()), (a.t() @ x[:11])[rows, col.long()],
+                               **tol)
+
+
+@pytest.mark.parametrize("layout", ["row-major", "transposed", "column-slice", "batch-slice"])
+def test_csr_layer_gradients_in_every_input_layout(layout, threads):
+    mod = topo.nn.SparseLinear(70, 45, epsilon=5, seed=0, backend="csr").double()
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(40, 80, dtype=torch.float64, generator=g)
+    x = {"row-major": base[:, :70].contiguous(), "transposed": base[:, :70].t().contiguous().t(),
+         "column-slice": base[:, 5:75], "batch-slice": base[::2, :70]}[layout].detach().requires_grad_()
+    gy = torch.randn(x.shape[0], 45, dtype=torch.float64, generator=g)
+    for upstream in (gy, gy.t().contiguous().t()):       # row-major and transposed upstream gradients
+        x.grad, mod.weight.grad, mod.bias.grad = None, None, None
+        mod(x).backward(upstream)
+        w = mod.to_dense().requires_grad_()
+        xr = x.detach().clone().requires_grad_()
+        (xr @ w.t() + mod.bias.detach()).backward(upstream)
+        ei = mod.edge_index.long()
+        torch.testing.assert_close(x.grad, xr.grad)
+        torch.testing.assert_close(mod.weight.grad, w.grad[ei[1], ei[0]])
+        torch.testing.assert_close(mod.bias.grad, upstream.sum(0))
+        # The input gradient comes back in the input's own layout: no copy by autograd.
+        assert x.grad.stride(-1 if layout != "transposed" else 0) == 1

@@ -173,14 +173,22 @@ def test_dense_fan_inits_use_the_layer_shape(init, bound):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(x=torch.randn(3, 29)), "in_features=30"),
-    (dict(x=torch.randn(3, 30, dtype=torch.float64)), "float64"),
-    (dict(x=torch.empty(3, 30, device="meta")), "meta"),
+    (torch.randn(3, 29), r"\(3x29 and 30x20\).*in_features=30"),
+    (torch.randn(3, 30, dtype=torch.float64), "float64.*float32"),
+    (torch.randint(0, 3, (3, 30)), "int64"),
+    (torch.empty(3, 30, device="meta"), "meta"),
+    (torch.tensor(1.0), "0-D"),
+    ([[1.0] * 30], "list"),
 ])
-def test_bad_input(bad, match):
+def test_bad_input_raises_what_nn_linear_raises(bad, match):
+    # issue 13 item 4: the same exception type as nn.Linear (RuntimeError, TypeError for a non-tensor),
+    # with a message naming the shapes/dtypes/devices; never a TopologyError.
     mod = SparseLinear.from_layer_graph(_layer(), seed=0)
-    with pytest.raises(ValueError, match=match):
-        mod(bad["x"])
+    with pytest.raises(Exception) as dense_error:
+        torch.nn.Linear(30, 20)(bad)
+    with pytest.raises(dense_error.type, match=match) as sparse_error:
+        mod(bad)
+    assert not isinstance(sparse_error.value, TopologyError)
 
 
 def test_bad_construction():

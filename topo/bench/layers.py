@@ -10,7 +10,9 @@ the input, the values and the bias. Each method
 gets its input and upstream gradient in the layout it sees inside a network of
 such layers: transposed views for ``csr``/``torch_sparse`` (what they produce),
 row-major for the dense methods. ``csr_rowmajor_io`` is ``csr`` fed row-major
-tensors, as a lone layer or a network's first layer is: it pays the transposes. The rate is
+tensors, as a lone layer or a network's first layer is: it pays the transposes; ``csr_lone`` is a lone layer called exactly as a user calls it
+(``x = torch.randn(batch, n_in)``, no gradient for ``x``, ``layer(x).sum().backward()``).
+The rate is
 ``6 · edges · batch / time``; it is compared with the dense GEMM rate measured in
 the same run. Cases of at least ``--isolate-cells`` cells run in a fresh process,
 whose peak RSS is reported; methods that would allocate dense matrices above
@@ -32,7 +34,7 @@ __all__ = ["METHODS", "measure_case", "sgemm_rate", "run_layers", "sweep_density
            "main"]
 
 HELP = "fwd+bwd time of sparse layers per backend vs dense x mask and torch's sparse autograd"
-METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
+METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "csr_lone", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
 # Dense matrices of size n_in*n_out each method holds at its peak (weights, grads, temporaries).
 _DENSE_COPIES = {"dense": 3, "dense_x_mask": 5, "torch_sparse_autograd": 4}
 
@@ -80,6 +82,16 @@ def _build_step(method, layer, batch, device, gen):
         x_leaf, gy = x_leaf.t().contiguous(), gy.t().contiguous().t()
     x_leaf.requires_grad_()
     x = x_leaf.t() if transposed else x_leaf
+    if method == "csr_lone":
+        # A lone layer exactly as a user calls it: a plain row-major input that needs no gradient,
+        # a scalar loss (its upstream gradient arrives as a broadcast view).
+        mod = SparseLinear.from_layer_graph(layer, backend="csr", seed=0, device=device)
+        x_plain = torch.randn(batch, n_in, generator=gen).to(device)
+
+        def step():
+            mod.weight.grad = mod.bias.grad = None
+            mod(x_plain).sum().backward()
+        return step
     if method in ("csr", "csr_torch_ops", "dense", "torch_sparse", "csr_rowmajor_io"):
         backend = "csr" if method.startswith("csr") else method
         mod = SparseLinear.from_layer_graph(layer, backend=backend, seed=0, device=device)
@@ -171,32 +183,54 @@ def _skip_reason(method, n_in, n_out, device, max_dense_gib) -> str | None:
 
 def run_layers(sizes, epsilon=20.0, batch=128, methods=METHODS, device="cpu", repeat=10,
                max_dense_gib=4.0, isolate_cells=10**9, seed=0, sgemm_n=4000, tune_malloc=False,
-               log=print) -> dict:
-    """Measure every (size, method) case; returns ``{"sgemm_gflops": .., "cases": [..]}``."""
+               rounds=1, log=print) -> dict:
+    """Measure every (size, method) case, ``rounds`` times interleaved.
+
+    Returns ``{"sgemm_gflops": .., "cases": [..], "rounds": [[..], ..]}``: each round
+    re-measures sgemm and every case in turn, so load drift hits all methods alike;
+    ``cases`` holds each case's median over the rounds (of each round's best step).
+    """
     device = torch.device(device)
     if tune_malloc:
         from ..nn.allocator import tune_cpu_allocator
         tune_cpu_allocator()
-    rate = sgemm_rate(device, n=sgemm_n, batch=batch)
-    log(f"dense sgemm ({batch}x{sgemm_n} @ {sgemm_n}x{sgemm_n}, float32, {device}): {rate:.1f} GFLOP/s")
-    cases = []
-    for n_in, n_out in sizes:
-        for method in methods:
-            reason = _skip_reason(method, n_in, n_out, device, max_dense_gib)
-            case = {"n_in": n_in, "n_out": n_out, "epsilon": epsilon, "batch": batch, "method": method,
-                    "device": str(device), "repeat": repeat, "seed": seed,
-                    "threads": torch.get_num_threads(), "tune_malloc": tune_malloc}
-            if reason:
-                res = {**case, "skipped": reason}
-            elif n_in * n_out >= isolate_cells:
-                res = _isolated(case)
-            else:
-                res = {**case, **measure_case(n_in, n_out, epsilon, batch, method, device, repeat, seed)}
-                res.pop("peak_rss_mib")  # process-wide peak, meaningless outside an isolated run
-            cases.append(res)
-            log(_fmt_case(res, rate))
-    return {"sgemm_gflops": rate, "device": str(device), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "tune_malloc": tune_malloc, "cases": cases}
+    per_round, rates = [], []
+    for rnd in range(rounds):
+        rate = sgemm_rate(device, n=sgemm_n, batch=batch)
+        rates.append(rate)
+        log(f"{f'round {rnd + 1}/{rounds}: ' if rounds > 1 else ''}dense sgemm ({batch}x{sgemm_n} @ "
+            f"{sgemm_n}x{sgemm_n}, float32, {device}): {rate:.1f} GFLOP/s")
+        cases = []
+        for n_in, n_out in sizes:
+            for method in methods:
+                reason = _skip_reason(method, n_in, n_out, device, max_dense_gib)
+                case = {"n_in": n_in, "n_out": n_out, "epsilon": epsilon, "batch": batch, "method": method,
+                        "device": str(device), "repeat": repeat, "seed": seed,
+                        "threads": torch.get_num_threads(), "tune_malloc": tune_malloc}
+                if reason:
+                    res = {**case, "skipped": reason}
+                elif n_in * n_out >= isolate_cells:
+                    res = _isolated(case)
+                else:
+                    res = {**case, **measure_case(n_in, n_out, epsilon, batch, method, device, repeat, seed)}
+                    res.pop("peak_rss_mib")  # process-wide peak, meaningless outside an isolated run
+                res["sgemm_gflops"] = rate
+                cases.append(res)
+                log(_fmt_case(res, rate))
+        per_round.append(cases)
+    merged = []
+    for i, first in enumerate(per_round[0]):
+        runs = [r[i] for r in per_round if "skipped" not in r[i]]
+        if "skipped" in first or not runs:
+            merged.append(first)
+            continue
+        med = {**first, "ms": statistics.median(r["ms"] for r in runs),
+               "ms_rounds": [r["ms"] for r in runs]}
+        med["gflops"] = 6 * med["edges"] * med["batch"] / med["ms"] / 1e6
+        merged.append(med)
+    return {"sgemm_gflops": statistics.median(rates), "sgemm_rounds": rates, "device": str(device),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "tune_malloc": tune_malloc,
+            "cases": merged, "rounds": per_round}
 
 
 def _fmt_case(r: dict, rate: float) -> str:
@@ -210,21 +244,49 @@ def _fmt_case(r: dict, rate: float) -> str:
             f"{100 * r['gflops'] / rate:5.1f}% of sgemm  edges={r['edges']}{mem}")
 
 
+def _median_ratio(result: dict, size, num: str, den: str) -> tuple[float, list[float]] | None:
+    """Median over rounds of ``num``'s time / ``den``'s time, each pair taken in the same round."""
+    vals = []
+    for cases in result.get("rounds") or [result["cases"]]:
+        by = {c["method"]: c for c in cases if (c["n_in"], c["n_out"]) == size and "skipped" not in c}
+        if num in by and den in by:
+            vals.append(by[num]["ms"] / by[den]["ms"])
+    return (statistics.median(vals), vals) if vals else None
+
+
+def _median_share(result: dict, size, method: str) -> float | None:
+    """Median over rounds of ``method``'s rate as a fraction of the same round's sgemm rate."""
+    vals = [c["gflops"] / c["sgemm_gflops"] for cases in (result.get("rounds") or [result["cases"]])
+            for c in cases if (c["n_in"], c["n_out"]) == size and c["method"] == method
+            and "skipped" not in c and "sgemm_gflops" in c]
+    return statistics.median(vals) if vals else None
+
+
 def ratios(result: dict) -> list[str]:
-    """The issue's comparisons, per size: csr speed-up over each other method, csr rate vs sgemm."""
+    """The issues' comparisons, per size (medians of same-round ratios).
+
+    csr's speed-up over each other method, the row-major layouts against the
+    in-network ``csr`` time, and the rates of ``csr`` and ``csr_lone`` vs sgemm.
+    """
     lines = []
-    by_size: dict = {}
-    for r in result["cases"]:
-        by_size.setdefault((r["n_in"], r["n_out"]), {})[r["method"]] = r
-    for (n_in, n_out), rs in by_size.items():
-        csr = rs.get("csr")
-        if not csr or "skipped" in csr:
-            continue
-        parts = [f"csr at {100 * csr['gflops'] / result['sgemm_gflops']:.1f}% of sgemm"]
-        for m, r in rs.items():
-            if m != "csr" and "skipped" not in r:
-                parts.append(f"{r['ms'] / csr['ms']:.1f}x faster than {m}")
-        lines.append(f"{n_in}->{n_out}: " + ", ".join(parts))
+    sizes = list(dict.fromkeys((r["n_in"], r["n_out"]) for r in result["cases"]))
+    methods = list(dict.fromkeys(r["method"] for r in result["cases"]))
+    for size in sizes:
+        parts = []
+        for m in ("csr", "csr_lone"):
+            share = _median_share(result, size, m)
+            if share is not None:
+                parts.append(f"{m} at {100 * share:.1f}% of sgemm")
+        for m in methods:
+            rat = _median_ratio(result, size, m, "csr") if m != "csr" else None
+            if rat is None:
+                continue
+            if m in ("csr_rowmajor_io", "csr_lone"):
+                parts.append(f"{m} / csr = {rat[0]:.2f}x")
+            else:
+                parts.append(f"{rat[0]:.1f}x faster than {m}")
+        if parts:
+            lines.append(f"{size[0]}->{size[1]}: " + ", ".join(parts))
     return lines
 
 
@@ -277,6 +339,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sgemm-n", type=int, default=4000, help="size of the reference dense GEMM (default: 4000)")
     p.add_argument("--tune-malloc", action="store_true",
                    help="call topo.nn.tune_cpu_allocator() first (glibc keeps freed memory: no page faults)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every case this many times, interleaved; report medians (default: 1)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -291,7 +355,8 @@ def run(args) -> int:
     print(f"topo bench layers: torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
           f"batch {args.batch}, epsilon {args.epsilon}, allocator {'tuned' if args.tune_malloc else 'default'}")
     result = run_layers(args.sizes, args.epsilon, args.batch, args.methods, device, args.repeat,
-                        args.max_dense_gib, int(args.isolate_cells), args.seed, args.sgemm_n, args.tune_malloc)
+                        args.max_dense_gib, int(args.isolate_cells), args.seed, args.sgemm_n, args.tune_malloc,
+                        args.rounds)
     print("\nratios (same run):")
     for line in ratios(result):
         print("  " + line)

@@ -29,10 +29,9 @@ import torch
 
 from . import kernels
 
-# torch prints a one-time "beta" notice at the first CSR tensor; every CSR op used here is stable API.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
-__all__ = ["CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "index_dtype_for"]
+__all__ = ["CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "index_dtype_for",
+           "LOW_PRECISION"]
 
 _INT32_MAX = 2**31 - 1
 # CPU only: once the dense operand of a CSR product outgrows the caches, MKL's random row reads
@@ -49,10 +48,23 @@ def index_dtype_for(n_in: int, n_out: int, num_edges: int) -> torch.dtype:
     return torch.int32 if max(n_in, n_out, num_edges) < _INT32_MAX else torch.int64
 
 
+_beta_notice_seen = False
+
+
 def _csr(crow, col, values, shape):
     # check_invariants=False: the structure is built by us from a validated LayerGraph;
     # checking it every step would cost a pass over the indices.
-    return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+    global _beta_notice_seen
+    if _beta_notice_seen:
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+    # torch prints a one-time "beta" notice at the process's first CSR tensor (every CSR op used here
+    # is stable API): silence that one call only, never the user's warning filters.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state",
+                                category=UserWarning)
+        out = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+    _beta_notice_seen = True
+    return out
 
 
 class CsrStructure:
@@ -133,61 +145,74 @@ def _edge_grad(st: CsrStructure, values: torch.Tensor, gyt: torch.Tensor, xt: to
     return gv
 
 
+#: Parameter/input dtypes that are multiplied in float32 (no CPU kernel, no MKL/cuSPARSE CSR product
+#: reads them, and their 8-bit mantissas would lose most of a layer's sums).
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _up(t: torch.Tensor | None) -> torch.Tensor | None:
+    return t.float() if t is not None and t.dtype in LOW_PRECISION else t
+
+
 class _CsrLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, values, bias, st: CsrStructure):
-        xt = x.t().contiguous()                       # free when x is a transposed view
-        if kernels.supports(xt, values):
+    def forward(ctx, x, values, bias, st: CsrStructure, out_dtype):
+        # float16/bfloat16 operands are read into float32 and the products accumulate in float32;
+        # only the result is rounded to out_dtype (the parameters stay in their own dtype).
+        ctx.dtypes = (x.dtype, values.dtype, bias.dtype if bias is not None else None)
+        x, values, bias = _up(x), _up(values), _up(bias)
+        fast = kernels.supports(x, values)
+        if fast:  # any layout of x: a transposed view is free, a row-major x is transposed in parallel
+            xt = kernels.contiguous_rows(x.t())
             crow, col = st.host()[:2]
             yt = kernels.spmm(crow, col, values, xt, bias)
         else:
+            xt = x.t().contiguous()                   # free when x is a transposed view
             yt = _spmm(st.matrix(values), xt, bias)
         ctx.st = st
         ctx.has_bias = bias is not None
+        # The input gradient is returned in the input's own layout, so neither autograd's
+        # AccumulateGrad (for a leaf x) nor the op that made x has to copy it into shape.
+        ctx.x_row_major = x.stride(-1) == 1 and not x.t().is_contiguous()
         ctx.save_for_backward(xt, values)
-        return yt.t()
+        y = yt.t()
+        return y if out_dtype is None or y.dtype == out_dtype else y.to(out_dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
         xt, values = ctx.saved_tensors
         st: CsrStructure = ctx.st
-        gyt = gy.t().contiguous()                     # free when gy is a transposed view
-        fast = kernels.supports(gyt, xt, values)
+        gy = gy.to(xt.dtype)                          # a float16/bfloat16 upstream gradient, in float32
+        fast = kernels.supports(gy, xt, values)
+        # free when gy is a transposed view (inside a stack of layers); parallel transpose otherwise
+        gyt = kernels.contiguous_rows(gy.t()) if fast else gy.t().contiguous()
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
             if fast:  # Wᵀ · dYᵀ reading W's values through the cached permutation, in place
                 crow_t, col_t, perm = st.host()[2:]
-                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm).t()
+                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm, transpose_out=ctx.x_row_major).t()
             else:
                 gx = _spmm(st.matrix_t(values), gyt).t()
         if ctx.needs_input_grad[1]:
             gv = kernels.sddmm(*st.host()[:2], gyt, xt) if fast else _edge_grad(st, values, gyt, xt)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gyt.sum(1)
-        return gx, gv, gb, None
-        if ctx.needs_input_grad[0]:
-            gx = _spmm(st.matrix_t(values), gyt).t()
-        if ctx.needs_input_grad[1]:
-            # dW at the edges only: (dyᵀ · x)[dst, src]. mat2 = x as a column-major view (rows of xᵀ
-            # contiguous) makes every edge's dot product run over contiguous memory. Writing into
-            # `out=` (a fresh zeroed value buffer; beta=0 still reads it) skips the copy of the
-            # structure that sampled_addmm makes otherwise, and hands autograd a plain tensor.
-            gv = torch.zeros_like(values)
-            s = _csr(st.crow, st.col, gv, (st.n_out, st.n_in))
-            torch.sparse.sampled_addmm(s, gyt, xt.t(), beta=0.0, out=s)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gyt.sum(1)
-        return gx, gv, gb, None
+        dx, dv, db = ctx.dtypes
+        return (gx.to(dx) if gx is not None else None, gv.to(dv) if gv is not None else None,
+                gb.to(db) if gb is not None else None, None, None)
 
 
 def csr_linear(x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None,
-               structure: CsrStructure) -> torch.Tensor:
-    """``x · Wᵀ + b`` with ``W`` in CSR form; ``x`` is ``(batch, n_in)``.
+               structure: CsrStructure, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x · Wᵀ + b`` with ``W`` in CSR form; ``x`` is ``(batch, n_in)`` in any layout.
 
     Returns a ``(batch, n_out)`` tensor that is a transposed view (see module doc).
+    float16/bfloat16 ``x``, ``values`` or ``bias`` are multiplied in float32; the
+    result has ``out_dtype`` (default: the dtype of ``x``), each gradient the dtype
+    of its input.
     """
-    return _CsrLinear.apply(x, values, bias, structure)
+    return _CsrLinear.apply(x, values, bias, structure, out_dtype or x.dtype)
 
 
 def dense_linear(x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from ..errors import TopologyError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from .backends import check_backend, resolve_backend
-from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
+from .functional import LOW_PRECISION, CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import bias_bound, check_init, init_values
 
 __all__ = ["SparseLinear"]
@@ -170,33 +172,56 @@ class SparseLinear(nn.Module):
 
     # -- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Bad input raises what nn.Linear raises (TypeError / RuntimeError), naming shapes and dtypes.
         if not isinstance(x, torch.Tensor):
-            raise TopologyError(f"input must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise TopologyError(f"input has shape {tuple(x.shape)}: its last dimension must be "
-                                f"in_features={self.in_features}")
-        w = self.weight
-        if x.dtype != w.dtype:
-            raise TopologyError(f"input dtype {x.dtype} differs from the layer's {w.dtype}; "
-                                f"cast the input or the layer (e.g. .to({x.dtype}))")
+            raise TypeError(f"SparseLinear: input must be a Tensor, not {type(x).__name__}")
+        n_in, n_out = self.in_features, self.out_features
+        if x.dim() == 0:
+            raise RuntimeError(f"SparseLinear: input must have at least 1 dimension (shape (..., {n_in})), "
+                               f"got a 0-D tensor")
+        if x.shape[-1] != n_in:
+            rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{x.shape[-1]} and "
+                               f"{n_in}x{n_out}): input has shape {tuple(x.shape)}, its last dimension "
+                               f"must be in_features={n_in}")
+        w, b = self.weight, self.bias
         if x.device != w.device:
-            raise TopologyError(f"input is on {x.device} but the layer is on {w.device}; move one of them")
+            raise RuntimeError(f"Expected all tensors to be on the same device, but the input is on "
+                               f"{x.device} and the layer on {w.device}; move one of them (.to(device))")
+        dev = x.device.type
+        autocast = dev in ("cpu", "cuda") and torch.is_autocast_enabled(dev)
+        if autocast:
+            # As autocast treats nn.Linear: floating tensors other than float64 run in its dtype.
+            cast = torch.get_autocast_dtype(dev)
+            x_dt, w_dt = (cast if t.dtype != torch.float64 else t.dtype for t in (x, w))
+        else:
+            x_dt, w_dt = x.dtype, w.dtype
+        if x_dt != w_dt or not x.dtype.is_floating_point:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {x_dt} (input) and {w_dt} "
+                               f"(layer weight); cast the input or the layer (e.g. .to({w_dt}))")
         lead = x.shape[:-1]
-        x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
+        x2 = x if x.dim() == 2 else x.reshape(-1, n_in)
         backend = self.active_backend
         if x2.shape[0] == 0 or self.num_edges == 0:
             # Nothing to multiply (and cuSPARSE dislikes empty operands): the output is the bias.
-            y = x2.new_zeros(x2.shape[0], self.out_features)
-            if self.bias is not None:
-                y = y + self.bias
-        elif backend == "dense":
-            y = dense_linear(x2, w, self.bias, self.edge_index[0], self.edge_index[1],
-                             self.in_features, self.out_features)
+            y = x2.new_zeros(x2.shape[0], n_out, dtype=x_dt)
+            if b is not None:
+                y = y + b.to(x_dt)
         elif backend == "csr":
-            y = csr_linear(x2, w, self.bias, self.csr_structure())
+            # float16/bfloat16 (parameters, input or autocast) are multiplied in float32 inside.
+            with torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext():
+                y = csr_linear(x2, w, b, self.csr_structure(), out_dtype=x_dt)
         else:
-            y = torch_sparse_linear(x2, w, self.bias, self.csr_structure())
-        return y if x.dim() == 2 else y.reshape(*lead, self.out_features)
+            low = x_dt in LOW_PRECISION or x.dtype in LOW_PRECISION or w.dtype in LOW_PRECISION
+            if low:  # no dense or torch_sparse product of these dtypes everywhere: float32, then cast
+                x2, w, b = x2.float(), w.float(), b.float() if b is not None else None
+            with torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext():
+                if backend == "dense":
+                    y = dense_linear(x2, w, b, self.edge_index[0], self.edge_index[1], n_in, n_out)
+                else:
+                    y = torch_sparse_linear(x2, w, b, self.csr_structure())
+            y = y.to(x_dt)
+        return y if x.dim() == 2 else y.reshape(*lead, n_out)
 
     # -- rewiring ------------------------------------------------------------------------
     def rewire(self, new_graph: LayerGraph, keep: str = "matching", init="zeros",
