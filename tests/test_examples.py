@@ -22,7 +22,7 @@ import topo
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = ("set_vs_dense", "cosine_extreme_sparsity", "input_importance", "scale_free", "plug_into_torch",
-         "gephi_timeline")
+         "gephi_timeline", "sparsify_your_model")
 
 
 class _Smoke:
@@ -171,3 +171,22 @@ def test_gephi_timeline(smoke):
                for iv in (h.edge_intervals(k) for k in range(h.num_layers)))
     assert G.number_of_nodes() == sum(h.initial.sizes) and G.number_of_edges() == ever
     assert "Enable timeline" in out and "evolution.gexf" in out
+
+
+def test_sparsify_your_model(smoke):
+    out, path = _ok(smoke, "sparsify_your_model")
+    assert "dense values kept at the edges = True" in out
+    assert "MLP block sparsified: ['mlp.fc1', 'mlp.fc2'], sizes (32, 128, 32)" in out
+    # The CNN head: SET after epoch 1 of 2 (every epoch but the last), the edge count kept.
+    h = topo.History.load(path / "cnn" / "history.npz")
+    assert h.initial.sizes == (128, 64, 10) and h.epochs == [0.0, 1.0]
+    assert h.initial.layers[0].num_edges == round(10 * (128 + 64))  # SET's ε = 10
+    m = pd.read_csv(path / "cnn" / "metrics.csv")
+    assert m.births.tolist() == [h.frame().query("epoch == 1").births.sum(), 0] and m.births.iloc[0] > 0
+    assert (m.num_edges == h.initial.num_edges).all()
+    # The transformer block: RigL every 10 optimizer steps until 75 % of 2 epochs of 23 batches (step 34).
+    h = topo.History.load(path / "transformer" / "history.npz")
+    assert h.initial.sizes == (32, 128, 32) and h.epochs == [0.0, 10.0, 20.0, 30.0]
+    births = h.frame().groupby("epoch").births.sum()
+    assert births.loc[10.0] > births.loc[30.0] > 0  # cosine decay of the drop fraction
+    assert "RigL updates: 3" in out

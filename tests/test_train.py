@@ -141,11 +141,13 @@ def test_run_directory_files_parse(data, tmp_path):
     out = tmp_path / "run"
     t = make("set", epochs=3, out=out).fit(*data)
     assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.npz",
-                                                     "manifest.json", "metrics.csv", "topology.npz"]
+                                                     "manifest.json", "metrics.csv", "model.safetensors",
+                                                     "topology.npz"]
     # The manifest lists every file with its real sha256; the lock is released (its record cleared).
     listed = json.loads((out / "manifest.json").read_text())
     assert "pending" not in listed and sorted(listed["files"]) == ["checkpoint.pt", "config.json", "history.npz",
-                                                                   "metrics.csv", "topology.npz"]
+                                                                   "metrics.csv", "model.safetensors",
+                                                                   "topology.npz"]
     for name, entry in listed["files"].items():
         data_ = (out / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data_).hexdigest(), "bytes": len(data_)}, name

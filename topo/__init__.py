@@ -17,13 +17,13 @@ from .graph import (History, LayerChange, LayerGraph, Topology, erdos_renyi, erk
 from . import datasets, io, nn, rules  # noqa: E402  (after the graph core they build on)
 from .evolve import Evolver  # noqa: E402
 from .nn.memory import estimate_memory  # noqa: E402
-from .nn import compile  # noqa: E402
+from .nn import compile, load_model, save_model, sparsify  # noqa: E402
 from .train import Trainer  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["Topology", "LayerGraph", "History", "LayerChange", "erdos_renyi", "erk", "erk_densities",
            "set_density", "from_dense_masks", "from_edges", "from_edges_frame", "from_networkx",
-           "from_igraph", "load", "compile", "Evolver", "Trainer", "estimate_memory",
+           "from_igraph", "load", "compile", "sparsify", "load_model", "save_model", "Evolver", "Trainer", "estimate_memory",
            "nn", "rules", "io", "datasets",
            "TopologyError", "TopologyFormatError", "DatasetError"]

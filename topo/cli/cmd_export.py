@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-FORMATS = ("gexf", "gexf-dynamic", "graphml", "edgelist-csv")
+FORMATS = ("gexf", "gexf-dynamic", "graphml", "edgelist-csv", "onnx")
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
         description="Export RUN_DIR_OR_FILE (a run directory, a topology .npz or a history .npz). "
                     "gexf-dynamic writes the whole evolution for Gephi's timeline and needs a history; "
                     "the other formats write one topology: --epoch N of the history, else the run's "
-                    "final topology (its files are verified against the run's manifest).")
+                    "final topology (its files are verified against the run's manifest). onnx writes the run's "
+                    "model (model.safetensors, made dense) for ONNX runtimes (needs the [onnx] extra).")
     p.add_argument("source", metavar="RUN_DIR_OR_FILE")
     p.add_argument("--format", required=True, choices=FORMATS, help="output format")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..errors import TopologyError
 
+    if args.format == "onnx":
+        return _export_onnx(args)
     try:
         layers = _parse_layers(args.layers)
         kind, obj = _load(Path(args.source), args.format, args.epoch)
@@ -40,6 +43,27 @@ def run(args) -> int:
         print(f"topo export: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({args.format}, {n} from {kind})")
+    return 0
+
+
+def _export_onnx(args) -> int:
+    """The run's model (or a model file) as ONNX: the dense twin of its sparse layers."""
+    from ..errors import TopologyError
+    from ..nn.export_onnx import export_onnx
+    from ..nn.model_file import load_model
+
+    if args.layers is not None or args.epoch is not None:
+        print("topo export: error: --layers and --epoch select topologies; onnx exports the whole final "
+              "model", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(Path(args.source))
+        export_onnx(model, args.out)
+    except (TopologyError, OSError, ImportError) as err:
+        print(f"topo export: error: {err}", file=sys.stderr)
+        return 2
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out} (onnx, the dense form of a model with {n} parameters, from {args.source})")
     return 0
 
 

@@ -21,15 +21,20 @@ __all__ = ["Evolver"]
 _EMPTY = torch.empty(2, 0, dtype=torch.int64)
 
 
-def _sparse_layers(model: nn.Module) -> list[nn.Module]:
+def _sparse_layers(model: nn.Module, layers=None) -> list[nn.Module]:
+    """A SparseMLP's ``sparse_layers``, else the SparseLinear modules of any model (``named_modules()`` order)."""
     from ..nn.linear import SparseLinear
+    from ..nn.sparsify import sparse_layers
 
-    layers = list(model.sparse_layers) if hasattr(model, "sparse_layers") else \
-        [m for m in model.modules() if isinstance(m, SparseLinear)]
-    if not layers or not all(isinstance(m, SparseLinear) for m in layers):
+    if layers is None and hasattr(model, "sparse_layers"):
+        found = list(model.sparse_layers)
+    else:
+        found = [m for _, m in sparse_layers(model, layers)]
+    if not found or not all(isinstance(m, SparseLinear) for m in found):
         raise TopologyError(f"{type(model).__name__} has no SparseLinear layers to evolve "
-                            f"(compile a topology with topo.compile, or use topo.nn.SparseLinear)")
-    return layers
+                            f"(topo.sparsify(model, ...) replaces its nn.Linear layers, topo.compile builds "
+                            f"a SparseMLP, or use topo.nn.SparseLinear)")
+    return found
 
 
 def _activation_fn(spec):
@@ -49,7 +54,10 @@ class Evolver:
     ----------
     model : nn.Module
         A :class:`~topo.nn.SparseMLP` (its ``sparse_layers``) or any module
-        holding :class:`~topo.nn.SparseLinear` layers (in ``modules()`` order).
+        holding :class:`~topo.nn.SparseLinear` layers — e.g. a model passed
+        through :func:`topo.sparsify` — in ``named_modules()`` order. What the
+        cosine and gradient rules read is collected with forward hooks on those
+        layers and ``torch.autograd.grad`` on their outputs, so any forward works.
     rule : Rule or str
         E.g. ``topo.rules.SET(0.3)`` or a name for :func:`topo.rules.from_name`.
     optimizer : torch.optim.Optimizer, optional
@@ -61,15 +69,22 @@ class Evolver:
         The one generator behind every random choice of the evolution (random
         growth, pools, data sampling, initial values of births).
     init : str or ("normal", sigma), optional
-        Initial values of births; default: the model's ``regrow_init`` (a bare
-        SparseLinear: He-uniform).
-    max_samples : int
+        Initial values of births; default: the model's ``regrow_init`` (any
+        other model: ``"zeros"``, as SET's Keras code and RigL do).
+    max_samples : int or None
         Samples per update from which activations and gradients are collected.
+        ``None``: every row of ``data``, streamed in chunks — exact scores over
+        the whole training set (CTRE's reference computes cosines over the data it
+        sees) in memory ``O(chunk · width + n_in · n_out)`` per layer, not
+        ``O(rows · width)`` (:class:`topo.evolve.collect.StreamedScores`).
     activation : "auto", str or callable
         How the postsynaptic activity of a layer is formed from its output for
-        cosine scores. ``"auto"``: a SparseMLP's own activation modules, the
-        next sparse layer's input when widths chain, else ReLU. The last layer
-        always uses softmax.
+        cosine scores. ``"auto"``: a SparseMLP's own activation modules, softmax
+        for the layer whose output is the model's output (logits), else the
+        input of the next sparse layer when it has this layer's width and rows
+        (the activation in between, as in an MLP head), else the layer's raw
+        output (e.g. a transformer block's second linear, before the residual).
+        A SparseMLP's last layer always uses softmax.
     loss_fn : callable, optional
         ``loss_fn(output, target)`` for gradient scores; default
         cross-entropy summed over samples (every sample weighs the same).
@@ -79,6 +94,10 @@ class Evolver:
         epoch schedule), ``"none"``; a ``":float16"`` suffix stores them in
         half precision (:func:`topo.graph.history.parse_history_weights`).
         Births and deaths are always recorded.
+    layers : list of str, list of SparseLinear or callable, optional
+        Evolve only these sparse layers of ``model`` (glob patterns on module
+        names, the modules, or ``(name, module) -> bool``); they must chain.
+        Default: all of them.
 
     Attributes
     ----------
@@ -99,12 +118,14 @@ class Evolver:
     """
 
     def __init__(self, model: nn.Module, rule: Rule | str, optimizer: torch.optim.Optimizer | None = None,
-                 schedule: Schedule | None = None, seed=None, *, init=None, max_samples: int = 4096,
-                 activation="auto", loss_fn=None, history_weights: str | int = "all") -> None:
+                 schedule: Schedule | None = None, seed=None, *, init=None, max_samples: int | None = 4096,
+                 activation="auto", loss_fn=None, history_weights: str | int = "all", layers=None) -> None:
         if not isinstance(model, nn.Module):
             raise TopologyError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model = model
-        self.layers = _sparse_layers(model)
+        self.layers = _sparse_layers(model, layers)
+        # A SparseMLP evolved whole is addressed through its own topology()/rewire(); a subset is not.
+        self._mlp = layers is None and hasattr(model, "topology") and hasattr(model, "sparse_layers")
         self.rule = from_name(rule) if isinstance(rule, str) else rule
         if not callable(self.rule) or not hasattr(self.rule, "needs"):
             raise TopologyError(f"rule must be a topo.rules.Rule or a rule name, got {rule!r}")
@@ -120,9 +141,11 @@ class Evolver:
 
             init = check_init(init)
         self.init = init
-        if isinstance(max_samples, bool) or not isinstance(max_samples, Integral) or max_samples < 1:
-            raise TopologyError(f"max_samples must be a positive int, got {max_samples!r}")
-        self.max_samples = int(max_samples)
+        if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, Integral)
+                                        or max_samples < 1):
+            raise TopologyError(f"max_samples must be a positive int or None (every row, streamed), "
+                                f"got {max_samples!r}")
+        self.max_samples = None if max_samples is None else int(max_samples)
         self.activation = "auto" if isinstance(activation, str) and activation == "auto" else _activation_fn(activation)
         self.loss_fn = loss_fn
         self.updates = 0
@@ -133,10 +156,19 @@ class Evolver:
     # -- structure ------------------------------------------------------------------------------
     def _topology(self) -> Topology:
         """The whole model's topology (a SparseMLP's dense output layer included) for the History."""
-        if hasattr(self.model, "topology") and hasattr(self.model, "sparse_layers"):
+        if self._mlp:
             t = self.model.topology()
             if all(g.shape == (m.out_features, m.in_features) for g, m in zip(t.layers, self.layers)):
                 return t
+        for k in range(1, len(self.layers)):
+            if self.layers[k].in_features != self.layers[k - 1].out_features:
+                names = {id(m): n for n, m in self.model.named_modules()}
+                a, b = names.get(id(self.layers[k - 1]), k - 1), names.get(id(self.layers[k]), k)
+                raise TopologyError(
+                    f"the sparse layers do not chain into one topology: {a!r} has out_features="
+                    f"{self.layers[k - 1].out_features}, the next one {b!r} in_features="
+                    f"{self.layers[k].in_features}; evolve each chained group with its own "
+                    f"Evolver(model, rule, layers=[...])")
         return Topology([m.layer_graph() for m in self.layers])
 
     def _weights(self) -> list[torch.Tensor]:
@@ -175,7 +207,8 @@ class Evolver:
         data : Tensor, (inputs, targets) or iterable of batches, optional
             Samples for cosine/gradient scores (only read if the rule needs
             them): up to ``max_samples`` rows drawn at random from tensors, or
-            the first ``max_samples`` of the batches (``x`` or ``(x, y, ...)``).
+            the first ``max_samples`` of the batches (``x`` or ``(x, y, ...)``);
+            every row, streamed, with ``max_samples=None``.
         metrics : dict, optional
             Validation metrics, passed to the rule before it runs.
         step : int, optional
@@ -245,7 +278,7 @@ class Evolver:
     def _rewire(self, k: int, layer, graph) -> None:
         init = self.init if self.init is not None else getattr(self.rule, "init", None)
         kw = {} if init is None else {"init": init}
-        if hasattr(self.model, "rewire") and hasattr(self.model, "sparse_layers"):
+        if self._mlp and hasattr(self.model, "rewire"):
             old_to_new = self.model.rewire(k, graph, keep="matching", generator=self.generator, **kw)
         else:
             old_to_new = layer.rewire(graph, keep="matching", generator=self.generator, **kw)

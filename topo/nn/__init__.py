@@ -23,6 +23,9 @@ from .init import init_values
 from .linear import SparseLinear
 from .mlp import SparseMLP, compile
 from .optim import remap_optimizer_state
+from .dense import to_dense
+from .model_file import load_model, save_model
+from .sparsify import sparse_layers, sparsify, topology_of
 from .rbm import SparseRBM
 
 __all__ = [
@@ -40,8 +43,14 @@ __all__ = [
                        "csr_linear",
                        "dense_linear",
                        "init_values",
+                       "load_model",
                        "remap_optimizer_state",
                        "resolve_backend",
+                       "save_model",
+                       "sparse_layers",
+                       "sparsify",
+                       "to_dense",
+                       "topology_of",
                        "torch_sparse_available",
                        "torch_sparse_linear",
                        "tune_cpu_allocator",

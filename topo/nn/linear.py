@@ -168,6 +168,14 @@ class SparseLinear(nn.Module):
         out[self.edge_index[1], self.edge_index[0]] = w
         return out
 
+    def to_linear(self) -> nn.Linear:
+        """An ``nn.Linear`` with identical outputs (zeros off the edges; same device, dtype, bias).
+
+        ``to_dense()`` stays the dense weight *tensor*; see also :func:`topo.nn.to_dense`."""
+        from .dense import linear_from_sparse
+
+        return linear_from_sparse(self)
+
     # -- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Bad input raises what nn.Linear raises (TypeError / RuntimeError), naming shapes and dtypes.

@@ -167,6 +167,12 @@ class SparseMLP(nn.Module):
         return self.sparse_layers[layer_index].rewire(
             new_graph, keep=keep, init=self.regrow_init if init is None else init, generator=generator)
 
+    def to_dense(self) -> nn.Sequential:
+        """A plain ``nn.Sequential`` of ``nn.Linear`` layers with identical outputs (:func:`topo.nn.to_dense`)."""
+        from .dense import to_dense
+
+        return to_dense(self)
+
     def extra_repr(self) -> str:
         return f"sizes={list(self._sizes)}, output_dense={self.output_layer is not None}"
 

@@ -45,6 +45,9 @@ __all__ = ["Trainer"]
 _MADE_BY_TRAINERS: weakref.WeakSet = weakref.WeakSet()
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
 _RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed")
+# What a run's topology.npz says about itself: a graph, not a model.
+_TOPOLOGY_NOTE = {"biases": False, "note": "edges and weights only: no biases, activations or dropout; the "
+                  "whole model is model.safetensors in the same run directory (topo.load_model(run_dir))"}
 
 
 class Trainer:
@@ -346,7 +349,14 @@ class Trainer:
         run.write_metrics(self._rows)
         topology = model_topology(self.model)
         if topology is not None:
-            run.write_topology(topology)
+            from ..graph.serialize import save_topology
+
+            # Says in the file that it is a graph (no biases) and where the model is.
+            run.write_file(_runs.TOPOLOGY, lambda p: save_topology(topology, p, meta=_TOPOLOGY_NOTE))
+        from ..nn.model_file import save_model
+
+        # The whole model (biases, activations, the spec to rebuild it): what topo.load_model reads.
+        run.write_file(_runs.MODEL, lambda p: save_model(self.model, p, config=self.run_config))
         if self.history_ is not None:
             run.write_history(self.history_)
         elif self.evolver is None and self._fixed_history is not None:
