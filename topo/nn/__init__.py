@@ -17,6 +17,7 @@ from .backends import (
                        resolve_backend,
                        torch_sparse_available,
 )
+from .activations import AllReLU
 from .dropout import Dropout
 from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import init_values
@@ -29,6 +30,7 @@ from .sparsify import sparse_layers, sparsify, topology_of
 from .rbm import SparseRBM
 
 __all__ = [
+                       "AllReLU",
                        "BACKENDS",
                        "BackendUnavailableError",
                        "CsrStructure",
