@@ -40,7 +40,7 @@ def train_one(variant: str, dataset: str, X, T, hidden: int, epochs: int, seed: 
     evolver = topo.Evolver(rbm, topo.rules.SET(0.3), seed=seed) if variant == "set" else None
     if (out / "result.json").is_file():  # finished before: reuse it
         return json.loads((out / "result.json").read_text())
-    resume = (out / "checkpoint.pt").is_file()
+    resume = (out / topo.runs.RunDir.CHECKPOINT).is_file()
     trainer = topo.train.RBMTrainer(rbm, evolver=evolver, epochs=epochs, batch_size=100, seed=seed, out_dir=out,
                                     resume=resume, progress=False, run_config={"dataset": dataset, "variant": variant})
     trainer.fit(X, T)
@@ -66,7 +66,7 @@ def degree_heatmap(run: Path, shape, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    h = topo.History.load(run / "history.npz")
+    h = topo.History.load(run / topo.runs.RunDir.HISTORY)
     epochs = sorted({h.epochs[0], h.epochs[len(h.epochs) // 2], h.epochs[-1]})
     fig, axes = plt.subplots(1, len(epochs), figsize=(3 * len(epochs), 3))
     for ax, e in zip(np.atleast_1d(axes), epochs):

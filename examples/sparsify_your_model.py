@@ -111,10 +111,10 @@ def train(name, model, evolver, optimizer, data, epochs, out: Path, seed=0):  # 
         print(f"{name} epoch {epoch}: loss {rows[-1]['train_loss']:.4f}, test acc {rows[-1]['test_acc']:.4f}, "
               f"{births} rewired", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "metrics.csv.tmp"
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, out / "metrics.csv")  # never a half-written file
-    evolver.history_.save(out / "history.npz")
+    metrics, history = out / topo.runs.RunDir.METRICS, out / topo.runs.RunDir.HISTORY  # a run's file names
+    pd.DataFrame(rows).to_csv(tmp := metrics.with_name(metrics.name + ".tmp"), index=False)
+    os.replace(tmp, metrics)  # never a half-written file
+    evolver.history_.save(history)
     return pd.DataFrame(rows)
 
 

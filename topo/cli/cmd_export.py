@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                     "gexf-dynamic writes the whole evolution for Gephi's timeline and needs a history; "
                     "the other formats write one topology: --epoch N of the history, else the run's "
                     "final topology (its files are verified against the run's manifest). onnx writes the run's "
-                    "model (model.safetensors, made dense) for ONNX runtimes (needs the [onnx] extra).")
+                    "model file, made dense, for ONNX runtimes (needs the [onnx] extra).")
     p.add_argument("source", metavar="RUN_DIR_OR_FILE")
     p.add_argument("--format", required=True, choices=FORMATS, help="output format")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")

@@ -9,7 +9,7 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict", help="predict labels and class probabilities with a trained run's model",
-        description="Load RUN's model (its model.safetensors, see topo.load_model) and write one CSV row per "
+        description="Load RUN's model (its model file, see topo.load_model) and write one CSV row per "
                     "input: row, label (the predicted class), prob_0..prob_{C-1} (softmax), and target when "
                     "the inputs come from a dataset. Inputs are preprocessed as the run was "
                     "(--standardize: with the statistics of the run's training split).")

@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
     p.add_argument("--regrow-init", help="weights of regrown edges: auto (default: the initial scheme for set/static, "
                                          "as SET's code; zeros otherwise, as RigL), zeros, or any --init scheme")
     p.add_argument("--history-weights", metavar="{all,every:K,none}",
-                   help="weights stored in history.npz: after every update (default all), every K-th, or none "
+                   help="weights stored in the run's history: after every update (default all), every K-th, or none "
                         "(births and deaths are always kept); add ':float16' for half precision, e.g. every:5:float16")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")

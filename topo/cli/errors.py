@@ -35,8 +35,10 @@ def describe(err: BaseException) -> str | None:
     >>> describe(AttributeError("x")) is None
     True
     """
-    from ..errors import TopologyError
+    from ..errors import DatasetError, TopologyError
 
+    if isinstance(err, DatasetError):
+        return str(err)  # its later lines are the commands that get the files: keep them
     if isinstance(err, (TopologyError, FileNotFoundError, FileExistsError)) and not _is_raw_oserror(err):
         return _one_line(str(err))
     if isinstance(err, OSError):

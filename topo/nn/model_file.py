@@ -37,13 +37,16 @@ from ..errors import TopologyError, TopologyFormatError
 __all__ = ["MODEL_FILE", "save_model", "load_model", "read_model_file", "model_spec"]
 
 #: The model file's name inside a run directory (:data:`topo.runs.MODEL`).
-MODEL_FILE = "model.safetensors"
+from ..runs.files import MODEL as MODEL_FILE  # noqa: E402  (the run file name lives in topo.runs)
 FORMAT, VERSION = "topo.model", "1"
 
 
 def _activation_name(module: nn.Module) -> str | None:
+    from .activations import AllReLU
     from .mlp import ACTIVATIONS
 
+    if type(module) is AllReLU:
+        return f"allrelu:{module.alpha}"  # the slope's sign follows the layer's position on rebuild
     for name, cls in ACTIVATIONS.items():
         if type(module) is cls and repr(module) == repr(cls()):  # default arguments only: rebuildable by name
             return name
@@ -78,7 +81,8 @@ def model_spec(model: nn.Module) -> dict | None:
             elif type(m) in (nn.Dropout, Dropout):
                 mods.append({"type": "Dropout", "p": float(m.p)})
             elif _activation_name(m) is not None:
-                mods.append({"type": "activation", "name": _activation_name(m)})
+                mods.append({"type": "activation", "name": _activation_name(m),
+                             "position": int(getattr(m, "position", 0))})
             else:
                 return None
         return {"kind": "Sequential", "modules": mods}
@@ -152,7 +156,7 @@ def _rebuild(spec: dict, tensors: dict) -> nn.Module:
     from ..graph.topology import Topology
     from .dropout import Dropout
     from .linear import SparseLinear
-    from .mlp import ACTIVATIONS, SparseMLP
+    from .mlp import ACTIVATIONS, SparseMLP, _activation
 
     def graph(prefix: str, n_in: int, n_out: int) -> LayerGraph:
         ei = tensors[prefix + "edge_index"].to(torch.int64)
@@ -182,7 +186,7 @@ def _rebuild(spec: dict, tensors: dict) -> nn.Module:
             elif m["type"] == "Dropout":
                 mods.append(Dropout(m["p"]))
             else:
-                mods.append(ACTIVATIONS[m["name"]]())
+                mods.append(_activation(m["name"], int(m.get("position", 0))))
         return nn.Sequential(*mods)
     raise KeyError(f"unknown model kind {spec['kind']!r}")
 

@@ -47,7 +47,7 @@ _MADE_BY_TRAINERS: weakref.WeakSet = weakref.WeakSet()
 _RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed")
 # What a run's topology.npz says about itself: a graph, not a model.
 _TOPOLOGY_NOTE = {"biases": False, "note": "edges and weights only: no biases, activations or dropout; the "
-                  "whole model is model.safetensors in the same run directory (topo.load_model(run_dir))"}
+                  "whole model is " + RunDir.MODEL + " in the same run directory (topo.load_model(run_dir))"}
 
 
 class Trainer:
