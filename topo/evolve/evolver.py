@@ -79,6 +79,10 @@ class Evolver:
     history_ : History
         Epoch 0 is the model's topology at construction; every :meth:`step`
         appends births, deaths, seconds and all weights.
+    trainer_optimizer : torch.optim.Optimizer or None
+        The optimizer a :class:`~topo.Trainer` made and attached to this evolver
+        (a later Trainer, e.g. resuming the run, may replace it with its own);
+        ``None`` when ``optimizer`` is the user's.
 
     Examples
     --------
@@ -105,6 +109,7 @@ class Evolver:
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TopologyError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
         self.optimizer = optimizer
+        self.trainer_optimizer = None  # set by a Trainer that attached an optimizer it made (see Attributes)
         if schedule is not None and not isinstance(schedule, Schedule):
             raise TopologyError(f"schedule must be a topo.rules.Schedule or None, got {schedule!r}")
         self.schedule = schedule or Schedule()

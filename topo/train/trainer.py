@@ -11,14 +11,13 @@ With ``out_dir`` every epoch replaces the run directory's files atomically
 every RNG state and the metrics from ``checkpoint.pt`` and continues exactly
 where the run stopped: the resumed run is bit-identical to an uninterrupted one.
 
-Inside a ``torch.distributed`` process group of several ranks (``topo train
---nproc N``, ``torchrun``, :func:`topo.distributed.launch`) ``fit`` trains data
-parallel: every rank takes its share of each global batch, gradients are
-all-reduced (weighted by the shares, so the step equals the single-process
-one), evolution is decided on rank 0 and replayed on the others
-(:func:`topo.distributed.broadcast_evolution`), every rank's topology and values
-are checked against rank 0's after each evolution step, and only rank 0 writes
-the run directory. See :mod:`topo.distributed`.
+How the steps run is a strategy (:mod:`topo.train.strategy`): in one process
+(:class:`~topo.train.strategy.LocalStrategy`), or data parallel inside a
+``torch.distributed`` process group of several ranks (``topo train --nproc N``,
+``torchrun``, :func:`topo.distributed.launch`;
+:class:`~topo.train.strategy.DataParallelStrategy`: batch shards, all-reduced
+gradients and metric sums, evolution decided on rank 0 and replayed on the
+others, only rank 0 writing). The loop below is the same for both.
 """
 
 from __future__ import annotations
@@ -26,22 +25,21 @@ from __future__ import annotations
 import math
 import os
 import time
-import weakref
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..runs import files as _runs
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .settings import agree, as_xy, check_settings, dist_info, history_upto, make_optimizer, model_topology, num_edges
+from .checkpoint import isolated_rng, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .settings import (NonFiniteLossError, as_xy, check_labels, check_settings, first_non_finite, history_upto,
+                       make_optimizer, model_dtype, model_topology, num_edges)
+from .strategy import LocalStrategy, strategy_for
 from ..errors import TopologyError
 from ..graph import History
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "NonFiniteLossError"]
 
-# Optimizers a Trainer built itself: a later Trainer may take over an evolver attached to one.
-_MADE_BY_TRAINERS: weakref.WeakSet = weakref.WeakSet()
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
 _RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed")
 
@@ -83,11 +81,18 @@ class Trainer:
 
     Notes
     -----
+    ``fit`` leaves the caller's global RNG states as they were (torch, CUDA, numpy,
+    python): training draws dropout from torch's global RNG inside
+    :func:`torch.random.fork_rng`, seeded by ``seed`` at the start of a new run.
+
     The evolver's ``metrics={"val_acc": ...}`` (CTRE-seq's stall detector) is the
     accuracy on ``test``, or the training accuracy without it: pass a held-out
     validation split as ``test`` to keep a test set unseen. Shuffling uses a
-    ``torch.Generator`` seeded by ``seed``; dropout uses torch's global RNG,
-    seeded at the start of a new run. Both states are checkpointed.
+    ``torch.Generator`` seeded by ``seed``. Both states are checkpointed.
+
+    A NaN or infinite training loss stops ``fit`` with a
+    :class:`NonFiniteLossError` naming the epoch and step; the run directory
+    keeps the last complete epoch.
 
     Distributed (a process group of several ranks is initialised): ``batch_size``
     is the *global* batch, split across ranks; dropout is re-seeded per epoch and
@@ -106,6 +111,8 @@ class Trainer:
     seed_ : int
     epoch_ : int
         Completed epochs.
+    strategy_ : topo.train.strategy.LocalStrategy
+        How the steps ran (``DataParallelStrategy`` inside a process group).
 
     Examples
     --------
@@ -131,17 +138,29 @@ class Trainer:
     def fit(self, train, test=None) -> "Trainer":
         """Train on ``train = (X, y)``, evaluating on ``test = (X, y)`` after every epoch.
 
-        ``X`` is a float array or tensor ``[n, features]``, ``y`` integer class
-        labels ``[n]``. Without ``test`` the test columns are NaN and the
+        ``X`` is a float array, tensor or pandas DataFrame ``[n, features]``
+        (cast once to the model's dtype), ``y`` integer class labels ``[n]``
+        in ``[0, classes)``. Without ``test`` the test columns are NaN and the
         evolver's ``val_acc`` is the training accuracy.
+
+        Torch's global RNG drives dropout during training (seeded by ``seed``);
+        the caller's global RNG states (torch, CUDA, numpy, python) are restored
+        when ``fit`` returns or raises.
         """
         check_settings(self)
         self.device_ = torch.device(self.device)
-        self._X, self._y = as_xy(train, "train", self.device_)
-        self._test = None if test is None else as_xy(test, "test", self.device_)
+        dtype = model_dtype(self.model)
+        self._X, self._y = as_xy(train, "train", self.device_, dtype)
+        self._test = None if test is None else as_xy(test, "test", self.device_, dtype)
         self._loss = self.loss or nn.functional.cross_entropy
-        self._dist = dist_info()
-        self._main = self._dist is None or self._dist.rank == 0
+        self.strategy_ = strategy_for()
+        with isolated_rng(self.device_):
+            self._fit()
+        return self
+
+    def _fit(self) -> None:
+        s = self.strategy_
+        self._main = s.is_main
         self._out = None if self.out_dir is None else self._agree(
             _runs.check_run_dir, self.out_dir, self.resume, what="checking the run directory", main_only=True)
         if self._out is None and self.out_dir is not None:
@@ -151,30 +170,20 @@ class Trainer:
         ckpt = self._agree(self._load, what="loading the checkpoint") if self._out is not None and self.resume \
             else None
         self.model.to(self.device_)
+        self._check_targets()
         self.optimizer_ = make_optimizer(self.optimizer, self.model, self.lr, self.momentum, self.weight_decay)
-        if self.optimizer_ is not self.optimizer:
-            _MADE_BY_TRAINERS.add(self.optimizer_)
         self._attach_evolver()
         self._shuffle = torch.Generator()
         self._rows: list[dict] = []
         self.epoch_, evolved = 0, True
         if ckpt is None:
-            self.seed_ = int(torch.randint(0, 2**31 - 1, (1,))) if self.seed is None else int(self.seed)
-            if self._dist is not None:
-                from ..distributed import allreduce_sum, broadcast_model
-
-                # Rank 0's seed for all (seed=None draws one per rank).
-                self.seed_ = int(allreduce_sum([self.seed_ if self._main else 0])[0])
-
-                broadcast_model(self.model)  # one starting point, whatever each rank built
+            seed = int(torch.randint(0, 2**31 - 1, (1,))) if self.seed is None else int(self.seed)
+            self.seed_ = s.start(self.model, seed)
             torch.manual_seed(self.seed_)
             self._shuffle.manual_seed(self.seed_)
         else:
             evolved = self._restore(ckpt)
-        if self._dist is not None:
-            from ..distributed import check_consistent
-
-            check_consistent(self.model, values=True, where="at the start of training")
+        s.check(self.model, where="at the start of training")
         if self._out is not None:
             self._agree(self._write_config, what="writing config.json", main_only=True)
         if self.evolver is None:
@@ -187,15 +196,39 @@ class Trainer:
             self._checkpoint(evolved=True)
         for epoch in range(self.epoch_ + 1, self.epochs + 1):
             self._run_epoch(epoch)
-        return self
+
+    @torch.no_grad()
+    def _outputs(self, X: torch.Tensor) -> int:
+        """The model's output width, from one row in eval mode (no dropout, so no RNG drawn)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(X[:1])
+        finally:
+            self.model.train(was_training)
+        if out.dim() != 2:
+            raise TopologyError(f"the model maps [1, {X.shape[1]}] inputs to {tuple(out.shape)}; a "
+                                f"classifier must give logits [batch, classes]")
+        return int(out.shape[1])
+
+    def _check_targets(self) -> None:
+        """Labels must index the model's outputs: a clear error now, not an IndexError mid-epoch."""
+        n = self._outputs(self._X)
+        check_labels(self._y, n, "train")
+        if self._test is not None:
+            check_labels(self._test[1], n, "test")
 
     def evaluate(self, data) -> dict:
-        """``{"loss", "acc"}`` of the model on ``data = (X, y)`` (eval mode, no gradients)."""
+        """``{"loss", "acc"}`` of the model on ``data = (X, y)`` (eval mode, no gradients).
+
+        Every row is scored in this process (each rank of a distributed run holds the whole model).
+        """
         device = torch.device(self.device)
-        X, y = as_xy(data, "data", device)
+        X, y = as_xy(data, "data", device, model_dtype(self.model))
         self._loss = self.loss or nn.functional.cross_entropy
         self.model.to(device)
-        loss, acc = self._evaluate(X, y)
+        check_labels(y, self._outputs(X), "data")
+        loss, acc = self._evaluate(X, y, LocalStrategy())
         return {"loss": loss, "acc": acc}
 
     @property
@@ -215,7 +248,7 @@ class Trainer:
         row["train_loss"], row["train_acc"] = self._train_epoch(epoch)
         row["train_seconds"] = time.perf_counter() - t0
         if self._test is not None:
-            row["test_loss"], row["test_acc"] = self._evaluate(*self._test)
+            row["test_loss"], row["test_acc"] = self._evaluate(*self._test, self.strategy_)
         else:
             row["test_loss"] = row["test_acc"] = math.nan
         last = epoch == self.epochs
@@ -235,50 +268,53 @@ class Trainer:
         """One pass over the shuffled training data; mean loss and accuracy of the training batches."""
         from tqdm import tqdm
 
-        model, opt, X, y, bs = self.model, self.optimizer_, self._X, self._y, self.batch_size
+        model, opt, X, y, bs, s = self.model, self.optimizer_, self._X, self._y, self.batch_size, self.strategy_
         model.train()
         n = X.shape[0]
         perm = torch.randperm(n, generator=self._shuffle).to(X.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
         correct = torch.zeros((), dtype=torch.int64, device=X.device)
-        dist = self._dist
-        if dist is not None:
-            from ..distributed import allreduce_gradients, allreduce_sum, shard
-
-            # Dropout masks differ across ranks as across the rows of one batch, and a resume with
-            # the same ranks redraws them exactly.
-            torch.manual_seed((self.seed_ * 1_000_003 + epoch * 7_919 + dist.rank) % 2**63)
+        losses: list[tuple[int, torch.Tensor]] = []  # checked once per epoch: no device sync per step
+        s.seed_epoch(self.seed_, epoch)
         with tqdm(range(0, n, bs), desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
                   disable=not (self.progress and self._main)) as bar:
-            for i in bar:
-                idx = perm[i:i + bs]
-                if dist is not None:
-                    n_global = idx.numel()
-                    idx = shard(idx, dist.rank, dist.world_size)
+            for b, i in enumerate(bar):
+                idx, share = s.shard(perm[i:i + bs])
                 opt.zero_grad(set_to_none=True)
                 if idx.numel():
                     xb, yb = X.index_select(0, idx), y.index_select(0, idx)  # 4x faster than X[idx] on CPU
                     out = model(xb)
                     loss = self._loss(out, yb)
                     loss.backward()
+                    losses.append((b, loss.detach()))
                     loss_sum += loss.detach().double() * idx.numel()
                     correct += (out.detach().argmax(1) == yb).sum()
-                if dist is not None:
-                    # Each rank's mean loss weighs by its share: the sum is the global batch's gradient.
-                    allreduce_gradients(model, weight=idx.numel() / n_global)
+                s.reduce_gradients(model, share)
                 opt.step()
-        if dist is not None:
-            loss_sum, correct = allreduce_sum([float(loss_sum), int(correct)]).tolist()
+        bad = first_non_finite(losses)
+        loss_sum, correct, n_bad = s.reduce([float(loss_sum), int(correct), 0 if bad is None else 1])
+        if n_bad:  # on every rank, so that none is left waiting in a collective
+            self._non_finite(epoch, bad)
         return float(loss_sum) / n, int(correct) / n
 
+    def _non_finite(self, epoch: int, bad: tuple[int, float] | None) -> None:
+        steps = -(-self._X.shape[0] // self.batch_size)
+        where = "on another rank" if bad is None else \
+            f"at step {bad[0] + 1} of {steps} (optimizer step {(epoch - 1) * steps + bad[0] + 1} of the run)"
+        raise NonFiniteLossError(
+            f"the training loss became {'non-finite' if bad is None else bad[1]} in epoch {epoch} {where}; "
+            f"lr={self.lr:g} is probably too large for this model: try a smaller lr (e.g. {self.lr / 10:g}). "
+            f"Training stopped; " + (f"the run directory keeps the last good epoch ({epoch - 1})." if epoch > 1
+                                     else "no epoch completed."),
+            epoch=epoch, step=None if bad is None else bad[0] + 1)
+
     @torch.no_grad()
-    def _evaluate(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    def _evaluate(self, X: torch.Tensor, y: torch.Tensor, strategy, batch_size: int = 4096) -> tuple[float, float]:
+        """Mean loss and accuracy on ``(X, y)``; a data-parallel ``strategy`` scores a share per rank."""
         was_training = self.model.training
         self.model.eval()
         n = X.shape[0]
-        dist = getattr(self, "_dist", None)
-        if dist is not None:  # every rank scores a strided share; the sums are all-reduced
-            X, y = X[dist.rank::dist.world_size], y[dist.rank::dist.world_size]
+        X, y = strategy.eval_rows(X, y)
         loss_sum, correct = 0.0, 0
         for i in range(0, X.shape[0], batch_size):
             out = self.model(X[i:i + batch_size])
@@ -286,10 +322,7 @@ class Trainer:
             loss_sum += float(self._loss(out, yb)) * yb.numel()
             correct += int((out.argmax(1) == yb).sum())
         self.model.train(was_training)
-        if dist is not None:
-            from ..distributed import allreduce_sum
-
-            loss_sum, correct = allreduce_sum([loss_sum, correct]).tolist()
+        loss_sum, correct = strategy.reduce([loss_sum, correct])
         return loss_sum / n, int(correct) / n
 
     def _evolve(self, epoch: int, row: dict) -> float:
@@ -301,15 +334,7 @@ class Trainer:
         # The evolver draws its sample of the training data (activation/gradient scores) with its
         # own generator, which its state_dict carries across a resume.
         step = lambda: self.evolver.step(epoch=epoch, data=(self._X, self._y), metrics={"val_acc": acc})  # noqa
-        if self._dist is None:
-            step()
-        else:
-            from ..distributed import broadcast_evolution, check_consistent
-
-            # Rank 0 decides; the others replay its births and deaths. Then every rank proves it
-            # holds rank 0's topology and values.
-            broadcast_evolution(self.model, step, optimizer=self.optimizer_, check=False)
-            check_consistent(self.model, values=True, where=f"after the evolution step of epoch {epoch}")
+        self.strategy_.evolve(self.model, step, self.optimizer_, where=f"after the evolution step of epoch {epoch}")
         if self.device_.type == "cuda":
             torch.cuda.synchronize(self.device_)
         return time.perf_counter() - t0
@@ -392,17 +417,26 @@ class Trainer:
 
     def _agree(self, fn, *args, what: str, main_only: bool = False):
         """``fn(*args)`` (on rank 0 only with ``main_only``), failing on every rank if it fails on one."""
-        return agree(self._dist, fn, *args, what=what, main_only=main_only)
+        return self.strategy_.agree(fn, *args, what=what, main_only=main_only)
 
     def _attach_evolver(self) -> None:
+        """Let the evolver carry this trainer's optimizer state through each rewiring.
+
+        An evolver without an optimizer gets this trainer's. One whose optimizer a
+        trainer made and attached (:attr:`topo.Evolver.trainer_optimizer`: e.g. the
+        evolver of a finished run, resumed by a new trainer) is moved to this one's.
+        An optimizer the user gave the evolver must be the trainer's too.
+        """
         ev = self.evolver
         if ev is None:
             return
         if getattr(ev, "model", self.model) is not self.model:
             raise TopologyError("the evolver was built for another model than the trainer's")
         current = getattr(ev, "optimizer", None)
-        if current is None or current in _MADE_BY_TRAINERS:
+        made_here = self.optimizer_ is not self.optimizer
+        if current is None or current is getattr(ev, "trainer_optimizer", None):
             ev.optimizer = self.optimizer_  # so the rewiring carries this optimizer's state
+            ev.trainer_optimizer = self.optimizer_ if made_here else None
         elif current is not self.optimizer_:
             raise TopologyError("the evolver carries the state of another optimizer than the trainer's; "
                                 "pass that optimizer to Trainer(optimizer=...) or build the Evolver without one")
@@ -413,9 +447,7 @@ class Trainer:
         config.update(self._trainer_state())
         config.update({"model": type(self.model).__name__, "device": str(self.device_),
                        "versions": _runs.versions()})
-        config["nproc"] = 1 if self._dist is None else self._dist.world_size
-        if self._dist is not None:
-            config["dist_backend"] = self._dist.backend
+        config.update(self.strategy_.describe())
         sizes = getattr(self.model, "sizes", None)
         if sizes is not None:
             config["sizes"] = list(sizes)
