@@ -4,10 +4,12 @@
 ``strategy``    how the steps run: in one process or data parallel over a process group
 ``settings``    checks of the trainer's settings, optimizers, data conversion
 ``checkpoint``  pickle-free ``checkpoint.pt`` files and the RNG states they carry
+``rbm``         :class:`RBMTrainer`, contrastive divergence for a SparseRBM into the same run directory
 """
 
+from .rbm import RBMTrainer
 from .settings import NonFiniteLossError
 from .strategy import DataParallelStrategy, LocalStrategy, strategy_for
 from .trainer import Trainer
 
-__all__ = ["Trainer", "NonFiniteLossError", "LocalStrategy", "DataParallelStrategy", "strategy_for"]
+__all__ = ["Trainer", "RBMTrainer", "NonFiniteLossError", "LocalStrategy", "DataParallelStrategy", "strategy_for"]
