@@ -9,7 +9,13 @@ from pathlib import Path
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "relu", "optimizer": "sgd", "seed": 0, "device": "cpu",
-            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros"}
+            "backend": "auto", "standardize": False, "init": "kaiming_uniform", "regrow_init": "zeros",
+            "task": "classify", "loss": None, "noise": 0.0, "update_every": None, "update_until": None,
+            "zeta_decay": None, "mode": "exact", "patience": 40, "max_samples": 4096}
+#: The evolution schedule a rule means when no flag says otherwise: RigL's paper (ΔT = 100 steps,
+#: T_end = 0.75, cosine decay of α = 0.3); SET and the others: every epoch but the last, constant ζ.
+SCHEDULES = {"rigl": {"update_every": "100", "update_until": 0.75, "zeta_decay": "cosine"}}
+_SCHEDULE = {"update_every": "epoch", "update_until": 1.0, "zeta_decay": "constant"}
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -47,6 +53,27 @@ def add_parser(sub) -> None:
                                   "xavier_uniform, kaiming_uniform_dense, xavier_uniform_dense (the dense layer's "
                                   "fans, as SET's Keras and CTRE's code), normal:SIGMA")
     p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
+    p.add_argument("--update-every", metavar="{epoch|N}",
+                   help="evolve after every epoch (default; SET) or every N optimizer steps (--rule rigl: 100)")
+    p.add_argument("--update-until", type=float, metavar="F",
+                   help="no evolution from fraction F of the run on, in (0, 1] (default 1: all but the last "
+                        "update position; --rule rigl: 0.75)")
+    p.add_argument("--zeta-decay", choices=("constant", "cosine", "linear"),
+                   help="decay of ζ over the updates until --update-until (default constant; --rule rigl: cosine)")
+    p.add_argument("--mode", help="cosine/gradient growth: exact (default) or an approximate mode of "
+                                  "topo.rules (approx, approx-uniform, ...)")
+    p.add_argument("--patience", type=int, help="CTRE-seq: updates without a better val_acc before it switches "
+                                               "to random growth (default 40)")
+    p.add_argument("--max-samples", type=int, help="samples per update for cosine/gradient scores (default 4096)")
+    p.add_argument("--task", choices=("classify", "reconstruct", "regress"),
+                   help="classify (the labels; default), reconstruct (an autoencoder: output = input, "
+                        "sizes FEATURES-HIDDEN-FEATURES) or regress (MSE onto the one-hot labels); accuracy "
+                        "columns are NaN unless classifying")
+    p.add_argument("--loss", choices=("cross_entropy", "mse", "bce_logits", "l1", "smooth_l1"),
+                   help="training loss (default: cross_entropy to classify, mse otherwise)")
+    p.add_argument("--noise", type=float,
+                   help="std of Gaussian noise added to each training batch's inputs (a denoising "
+                        "autoencoder with --task reconstruct; default 0)")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
@@ -66,20 +93,24 @@ def _settings(args) -> dict:
     from ..runs import files as _runs
     from ..errors import TopologyError
 
-    given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
+    given = {k: getattr(args, k, None) for k in (*DEFAULTS, "dataset") if getattr(args, k, None) is not None}
     if not args.resume:
         if "dataset" not in given:
             raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
         s = {**DEFAULTS, **given}
         if s["epsilon"] is None and s["density"] is None:
             s["epsilon"] = 20.0
+        rule_schedule = SCHEDULES.get(str(s["rule"]).strip().lower(), _SCHEDULE)
+        for key in _SCHEDULE:  # the rule's schedule, unless a flag says otherwise; recorded in config.json
+            if s[key] is None:
+                s[key] = rule_schedule[key]
         return s
     _runs.check_run_dir(args.out, resume=True)
     path = Path(args.out) / _runs.CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {_runs.CONFIG}")
     saved = _runs.read_json(path)
-    s = {k: saved.get(k, v) for k, v in {**DEFAULTS, "dataset": None}.items()}
+    s = {k: saved.get(k, v) for k, v in {**DEFAULTS, **_SCHEDULE, "dataset": None}.items()}
     for key, value in given.items():
         if key in _RESUMABLE:
             s[key] = value
@@ -173,7 +204,7 @@ def _train(args) -> int:
 
     from .. import datasets
     from ..runs import files as _runs
-    from .factory import build_evolver, build_model, check_rule, parse_hidden
+    from .factory import build_evolver, build_model, build_schedule, check_rule, parse_hidden
     from ..train import Trainer
 
     s = _settings(args)
@@ -181,7 +212,8 @@ def _train(args) -> int:
         from ..errors import TopologyError
         raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
     hidden = parse_hidden(s["hidden"])
-    rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
+    rule = check_rule(s["rule"], s["zeta"], mode=s["mode"], patience=s["patience"])  # before any work
+    schedule = build_schedule(s["update_every"], s["update_until"], s["zeta_decay"])
     from ..nn.init import check_init
     for spec in (s["init"], s["regrow_init"]):
         check_init(spec)
@@ -193,25 +225,37 @@ def _train(args) -> int:
     if s["standardize"]:
         xs = datasets.standardize(train[0], test[0])
         train, test = (xs[0], train[1]), (xs[1], test[1])
-    sizes = [info.n_features, *hidden, info.n_classes]
+    task = s["task"]
+    if task == "regress":  # the datasets hold classes: regress their one-hot vectors
+        train, test = (train[0], _one_hot(train[1], info.n_classes)), (test[0], _one_hot(test[1], info.n_classes))
+    sizes = [info.n_features, *hidden, info.n_features if task == "reconstruct" else info.n_classes]
     model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
                         activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
                         init=s["init"], regrow_init=s["regrow_init"])
-    evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"])
+    evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"], schedule=schedule,
+                                                      max_samples=s["max_samples"])
     config = {**s, "hidden": ",".join(map(str, hidden)), "sizes": sizes, "dataset": info.name,
               "rule": s["rule"], "zeta": None if rule is None else rule.zeta, "command": "train",
               "out": str(args.out)}
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], momentum=s["momentum"],
                       weight_decay=s["weight_decay"], evolver=evolver, epochs=s["epochs"],
                       batch_size=s["batch_size"], seed=s["seed"], device=torch.device(s["device"]),
-                      out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config)
+                      out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config,
+                      task=task, loss=s["loss"], noise=s["noise"])
     trainer.fit(train, test)
     m = trainer.metrics_
     if len(m) and main:
         last = m.iloc[-1]
+        score = f"test acc {last.test_acc:.4f}" if task == "classify" else f"test loss {last.test_loss:.4g}"
         print(f"{info.name} {s['rule']} {'-'.join(map(str, sizes))}: epoch {int(last.epoch)}, "
-              f"test acc {last.test_acc:.4f}, {int(last.num_edges)} edges; run directory {args.out}")
+              f"{score}, {int(last.num_edges)} edges; run directory {args.out}")
     return 0
+
+
+def _one_hot(y, n: int):
+    import numpy as np
+
+    return np.eye(n, dtype=np.float32)[np.asarray(y)]
 
 
 def _is_main() -> bool:

@@ -175,7 +175,8 @@ class Evolver:
         metrics : dict, optional
             Validation metrics, passed to the rule before it runs.
         step : int, optional
-            Optimizer steps so far, the schedule position when ``every`` counts steps.
+            Optimizer steps so far, the schedule position when ``every`` counts steps;
+            recorded in the History either way.
 
         Returns
         -------
@@ -218,7 +219,7 @@ class Evolver:
         for k in range(len(self.layers), topo_layers):  # e.g. a dense output layer: never evolved
             summary.append({"layer": k, "births": 0, "deaths": 0, "num_edges": self.history_.initial[k].num_edges,
                             "zeta": zeta, "seconds": 0.0, "skipped": True})
-        self.history_.record(label, changes, self._weights())
+        self.history_.record(label, changes, self._weights(), step=step)
         self.updates += 1
         self.position = position
         return summary

@@ -49,6 +49,7 @@ class _Step:
     epoch: float
     changes: list[LayerChange]
     weights: list[torch.Tensor | None] | None
+    step: int | None = None
 
 
 class History:
@@ -79,9 +80,15 @@ class History:
 
     # -- recording ------------------------------------------------------------------
     def record(self, epoch: float, changes: Sequence[LayerChange],
-               weights: Sequence[torch.Tensor | None] | None = None) -> None:
-        """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it."""
+               weights: Sequence[torch.Tensor | None] | None = None, step: int | None = None) -> None:
+        """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it.
+
+        ``step``: optimizer steps of training before this update (``None``: unknown). With
+        step-wise schedules ``epoch`` is fractional (``step / steps_per_epoch``).
+        """
         epoch = float(epoch)
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
+            raise TopologyError(f"step must be a non-negative int or None, got {step!r}")
         if not math.isfinite(epoch) or epoch <= self.epochs[-1]:
             raise TopologyError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
         changes = list(changes)
@@ -101,7 +108,7 @@ class History:
             for k, (w, g) in enumerate(zip(weights, new.layers)):
                 if w is not None and w.shape != (g.num_edges,):
                     raise TopologyError(f"weights of layer {k} have shape {tuple(w.shape)}, expected ({g.num_edges},)")
-        self._steps.append(_Step(epoch, changes, weights))
+        self._steps.append(_Step(epoch, changes, weights, None if step is None else int(step)))
         self._last = new
 
     @staticmethod
@@ -153,6 +160,11 @@ class History:
     @property
     def epochs(self) -> list[float]:
         return [0.0] + [s.epoch for s in self._steps]
+
+    @property
+    def steps(self) -> list[int | None]:
+        """Optimizer steps before each recorded update (``0`` for the initial topology, ``None`` if unknown)."""
+        return [0] + [s.step for s in self._steps]
 
     @property
     def num_layers(self) -> int:
@@ -233,17 +245,19 @@ class History:
         return self.topology("last")
 
     def frame(self):
-        """Per step and layer: ``epoch, layer, births, deaths, num_edges, seconds`` (pandas)."""
+        """Per step and layer: ``epoch, layer, births, deaths, num_edges, seconds`` and ``step`` (the
+        optimizer step of the update, NaN where unknown) as a pandas DataFrame."""
         import pandas as pd
 
         rows = [{"epoch": 0.0, "layer": k, "births": g.num_edges, "deaths": 0, "num_edges": g.num_edges,
-                 "seconds": 0.0} for k, g in enumerate(self.initial.layers)]
+                 "seconds": 0.0, "step": 0.0} for k, g in enumerate(self.initial.layers)]
         edges = [g.num_edges for g in self.initial.layers]
         for s in self._steps:
             for k, c in enumerate(s.changes):
                 edges[k] += c.births.shape[1] - c.deaths.shape[1]
                 rows.append({"epoch": s.epoch, "layer": k, "births": c.births.shape[1],
-                             "deaths": c.deaths.shape[1], "num_edges": edges[k], "seconds": c.seconds})
+                             "deaths": c.deaths.shape[1], "num_edges": edges[k], "seconds": c.seconds,
+                             "step": math.nan if s.step is None else float(s.step)})
         return pd.DataFrame(rows)
 
     def edge_intervals(self, layer: int) -> dict[str, np.ndarray]:
@@ -287,6 +301,8 @@ class History:
         arrays["seconds"] = np.asarray([[c.seconds for c in s.changes] for s in self._steps],
                                        dtype=np.float64).reshape(len(self._steps), self.num_layers)
         arrays["has_weights"] = np.asarray([s.weights is not None for s in self._steps], dtype=bool)
+        if any(s.step is not None for s in self._steps):  # -1: unknown
+            arrays["steps"] = np.asarray([-1 if s.step is None else s.step for s in self._steps], dtype=np.int64)
         for k in range(self.num_layers):
             for name in ("births", "deaths"):
                 parts = [getattr(s.changes[k], name) for s in self._steps]
@@ -304,14 +320,16 @@ class History:
         """Read a history written by :meth:`save`; corrupt files raise :class:`TopologyFormatError`."""
         data = read_npz(path, "topo.history")
         initial = topology_from_arrays(data, path, prefix="initial.")
-        check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights"} | {
+        check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights", "steps"} | {
             f"layer{k}.{a}" for k in range(len(initial))
             for a in ("births", "births_ptr", "deaths", "deaths_ptr", "weights", "weights_ptr")}, path)
         h = cls(initial, data.get("meta"))
         try:
             epochs, seconds, has_w = data["epochs"], data["seconds"], data["has_weights"]
             n = len(epochs)
-            if epochs.ndim != 1 or seconds.shape != (n, h.num_layers) or has_w.shape != (n,):
+            steps = data.get("steps", np.full(n, -1, dtype=np.int64))
+            if epochs.ndim != 1 or seconds.shape != (n, h.num_layers) or has_w.shape != (n,) or \
+                    steps.shape != (n,) or steps.dtype.kind not in "iu" or bool((steps < -1).any()):
                 raise TopologyError(f"epochs/seconds/has_weights have shapes {epochs.shape}, {seconds.shape}, "
                                     f"{has_w.shape} for {n} steps and {h.num_layers} layers")
             for k in range(h.num_layers):
@@ -332,7 +350,8 @@ class History:
                     wp = data[f"layer{k}.weights_ptr"]
                     w = data[f"layer{k}.weights"][wp[i]:wp[i + 1]]
                     weights.append(torch.from_numpy(w.copy()) if has_w[i] and w.size else None)
-                h.record(float(epoch), changes, weights if has_w[i] else None)
+                h.record(float(epoch), changes, weights if has_w[i] else None,
+                         None if steps[i] < 0 else int(steps[i]))
         except TopologyError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:

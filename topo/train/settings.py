@@ -66,8 +66,14 @@ def check_settings(t) -> None:
         raise TopologyError("resume=True needs out_dir (the run directory to resume)")
     if t.evolver is not None and not callable(getattr(t.evolver, "step", None)):
         raise TopologyError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
-    if t.loss is not None and not callable(t.loss):
-        raise TopologyError(f"loss must be a callable loss(logits, y), got {t.loss!r}")
+    if t.loss is not None and not callable(t.loss) and not isinstance(t.loss, str):
+        raise TopologyError(f"loss must be a name or a callable loss(output, target), got {t.loss!r}")
+    from .tasks import check_task, resolve_loss
+
+    resolve_loss(check_task(getattr(t, "task", "classify")), t.loss)
+    noise = getattr(t, "noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise TopologyError(f"noise must be a non-negative finite number (std of the input noise), got {noise!r}")
 
 
 def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float):
@@ -197,13 +203,14 @@ def history_upto(path: str | os.PathLike, epochs: list | None) -> History:
     if len(h.epochs) == len(epochs):
         return h
     cut = History(h.initial, h.meta)
-    for e, t in h:
+    steps = h.steps
+    for i, (e, t) in enumerate(h):
         if e == 0.0:
             continue
         if e > epochs[-1]:
             break
         weights = [g.weight for g in t.layers]
-        cut.record(e, h.changes(e), None if all(w is None for w in weights) else weights)
+        cut.record(e, h.changes(e), None if all(w is None for w in weights) else weights, step=steps[i])
     return cut
 
 

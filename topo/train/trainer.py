@@ -1,4 +1,5 @@
-"""``Trainer``: the fit/evaluate loop for classification, with evolution, checkpoints and resume.
+"""``Trainer``: the fit/evaluate loop (classification, reconstruction, regression), with evolution,
+checkpoints and resume.
 
 One epoch is :meth:`Trainer._train_epoch` (shuffled mini-batches from a seeded
 ``torch.Generator``), :meth:`Trainer._evaluate` on the test data, then
@@ -35,23 +36,26 @@ from .checkpoint import isolated_rng, load_checkpoint, rng_state, save_checkpoin
 from .settings import (NonFiniteLossError, as_xy, check_labels, check_settings, first_non_finite, history_upto,
                        make_optimizer, model_dtype, model_topology, num_edges)
 from .strategy import LocalStrategy, strategy_for
+from .tasks import as_data, check_outputs, check_task, resolve_loss, summed
 from ..errors import TopologyError
 from ..graph import History
 
 __all__ = ["Trainer", "NonFiniteLossError"]
 
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
-_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed")
+_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed", "task", "noise")
 
 
 class Trainer:
-    """Train a classifier for ``epochs`` epochs, evolving its topology after each epoch but the last.
+    """Train a model for ``epochs`` epochs, evolving its topology after each epoch but the last.
 
     Parameters
     ----------
     model : nn.Module
-        Maps ``X [batch, features]`` to logits ``[batch, classes]``; typically a
-        :class:`topo.nn.SparseMLP`. Dropout lives in the model.
+        Maps ``X [batch, features]`` to outputs ``[batch, k]``: logits of ``k``
+        classes (``task="classify"``), a reconstruction of ``X`` (``k = features``)
+        or ``k`` regression targets; typically a :class:`topo.nn.SparseMLP`.
+        Dropout lives in the model.
     optimizer : {"sgd", "adam"}, torch.optim.Optimizer or callable
         ``"sgd"`` is SGD with ``momentum`` and ``weight_decay``; ``"adam"`` uses
         ``weight_decay`` (L2). An optimizer instance must be built on
@@ -74,10 +78,20 @@ class Trainer:
         than before: the run is extended).
     progress : bool
         A tqdm bar per epoch and one summary line per epoch (on stderr).
-    loss : callable
-        ``loss(logits, y) -> scalar mean``; cross-entropy by default.
+    loss : str or callable, optional
+        ``loss(output, target) -> scalar mean``, or a name of
+        :data:`topo.train.tasks.LOSSES`; default the task's (cross-entropy, MSE).
     run_config : dict, optional
         Extra entries for ``config.json`` (the CLI stores its arguments here).
+    task : {"classify", "reconstruct", "regress"}
+        What is learnt (:mod:`topo.train.tasks`): integer labels; the input itself
+        (``fit(X)``, an autoencoder); float targets ``[n]`` or ``[n, k]``. Outside
+        classification the accuracy columns are NaN, and an evolver without a
+        ``loss_fn`` gets the task's loss (summed) for gradient scores.
+    noise : float
+        Std of Gaussian noise added to the inputs of every training batch (a
+        denoising autoencoder with ``task="reconstruct"``); targets and
+        evaluation stay clean. Deterministic per (seed, epoch, batch).
 
     Notes
     -----
@@ -104,7 +118,7 @@ class Trainer:
     ----------
     metrics_ : pandas.DataFrame
         One row per epoch: ``epoch, train_loss, train_acc, test_loss, test_acc,
-        num_edges, train_seconds, evolve_seconds``.
+        num_edges, train_seconds, evolve_seconds`` (accuracies NaN unless classifying).
     history_ : topo.History or None
         The evolver's history (``None`` without evolver).
     optimizer_ : torch.optim.Optimizer
@@ -127,12 +141,13 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer="sgd", lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 2e-4, evolver=None, epochs: int = 10, batch_size: int = 128,
                  seed: int | None = 0, device="cpu", out_dir: str | os.PathLike | None = None,
-                 resume: bool = False, progress: bool = True, loss: Callable | None = None,
-                 run_config: dict | None = None) -> None:
+                 resume: bool = False, progress: bool = True, loss: Callable | str | None = None,
+                 run_config: dict | None = None, task: str = "classify", noise: float = 0.0) -> None:
         self.model, self.optimizer, self.lr, self.momentum = model, optimizer, lr, momentum
         self.weight_decay, self.evolver, self.epochs, self.batch_size = weight_decay, evolver, epochs, batch_size
         self.seed, self.device, self.out_dir, self.resume = seed, device, out_dir, resume
         self.progress, self.loss, self.run_config = progress, loss, run_config
+        self.task, self.noise = task, noise
 
     # -- public API ---------------------------------------------------------------------
     def fit(self, train, test=None) -> "Trainer":
@@ -140,8 +155,9 @@ class Trainer:
 
         ``X`` is a float array, tensor or pandas DataFrame ``[n, features]``
         (cast once to the model's dtype), ``y`` integer class labels ``[n]``
-        in ``[0, classes)``. Without ``test`` the test columns are NaN and the
-        evolver's ``val_acc`` is the training accuracy.
+        in ``[0, classes)`` (``task="regress"``: float targets; ``task="reconstruct"``:
+        ``train`` and ``test`` may be ``X`` alone). Without ``test`` the test
+        columns are NaN and the evolver's ``val_acc`` is the training accuracy.
 
         Torch's global RNG drives dropout during training (seeded by ``seed``);
         the caller's global RNG states (torch, CUDA, numpy, python) are restored
@@ -150,9 +166,10 @@ class Trainer:
         check_settings(self)
         self.device_ = torch.device(self.device)
         dtype = model_dtype(self.model)
-        self._X, self._y = as_xy(train, "train", self.device_, dtype)
-        self._test = None if test is None else as_xy(test, "test", self.device_, dtype)
-        self._loss = self.loss or nn.functional.cross_entropy
+        task = check_task(self.task)
+        self._loss, loss_name = resolve_loss(task, self.loss)
+        self._X, self._y = as_data(train, "train", self.device_, dtype, task, loss_name)
+        self._test = None if test is None else as_data(test, "test", self.device_, dtype, task, loss_name)
         self.strategy_ = strategy_for()
         with isolated_rng(self.device_):
             self._fit()
@@ -184,50 +201,82 @@ class Trainer:
         else:
             evolved = self._restore(ckpt)
         s.check(self.model, where="at the start of training")
+        self._start_schedule()
         if self._out is not None:
             self._agree(self._write_config, what="writing config.json", main_only=True)
         if self.evolver is None:
             # Nothing evolves: the run's history is its starting topology alone, written once.
             t0 = None if ckpt is not None or self._out is None or not self._main else model_topology(self.model)
             self._fixed_history = None if t0 is None else History(t0, meta={"rule": "none"})
-        if not evolved and self.epoch_ < self.epochs:
-            # The run ended after its last epoch, which skips evolution; extending it does that step now.
-            self._rows[-1]["evolve_seconds"] = self._evolve(self.epoch_, self._rows[-1])
+        if not evolved and self.epoch_ < self.epochs and self._due(self.epoch_, self.step_):
+            # The run ended with an update its schedule skipped as the last one (SET skips the last
+            # epoch); extended, the schedule wants it: do it now.
+            row = self._rows[-1]
+            row["evolve_seconds"] += self._evolve(self._label(self.step_), None if self._per_step else
+                                                  self._monitor(row))
             self._checkpoint(evolved=True)
         for epoch in range(self.epoch_ + 1, self.epochs + 1):
             self._run_epoch(epoch)
 
+    # -- the evolution schedule ---------------------------------------------------------------
+    def _start_schedule(self) -> None:
+        """Steps per epoch, the step count so far, and the evolver's schedule total from the run length."""
+        self.steps_per_epoch_ = -(-self._X.shape[0] // self.batch_size)
+        self.step_ = self.epoch_ * self.steps_per_epoch_
+        self._last_update = None  # the optimizer step of the latest update in this fit
+        sched = getattr(self.evolver, "schedule", None)
+        self._per_step = sched is not None and not sched.per_epoch
+        if sched is not None:
+            sched.total = self.epochs * self.steps_per_epoch_ if self._per_step else self.epochs
+
+    def _due(self, epoch: int, step: int) -> bool:
+        """Whether the evolver's schedule wants an update after ``step`` optimizer steps (``epoch`` epochs)."""
+        if self.evolver is None:
+            return False
+        sched = getattr(self.evolver, "schedule", None)
+        if sched is None:  # an evolver of its own kind: SET's cadence
+            return step % self.steps_per_epoch_ == 0 and epoch < self.epochs
+        if self._per_step:
+            return sched.due(step=step)
+        return step % self.steps_per_epoch_ == 0 and sched.due(epoch=epoch)
+
+    def _label(self, step: int) -> float:
+        """The History label of an update after ``step`` optimizer steps: the (fractional) epoch."""
+        return step / self.steps_per_epoch_ if self._per_step else float(step // self.steps_per_epoch_)
+
+    def _monitor(self, row: dict) -> dict:
+        """What the rule's monitors see after an epoch (CTRE-seq's ``val_acc``)."""
+        return {"val_acc": row["test_acc"] if not math.isnan(row["test_acc"]) else row["train_acc"]}
+
     @torch.no_grad()
-    def _outputs(self, X: torch.Tensor) -> int:
-        """The model's output width, from one row in eval mode (no dropout, so no RNG drawn)."""
+    def _outputs(self, X: torch.Tensor) -> tuple:
+        """The shape of the model's output for one row, in eval mode (no dropout, so no RNG drawn)."""
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model(X[:1])
+            return tuple(self.model(X[:1]).shape)
         finally:
             self.model.train(was_training)
-        if out.dim() != 2:
-            raise TopologyError(f"the model maps [1, {X.shape[1]}] inputs to {tuple(out.shape)}; a "
-                                f"classifier must give logits [batch, classes]")
-        return int(out.shape[1])
 
     def _check_targets(self) -> None:
-        """Labels must index the model's outputs: a clear error now, not an IndexError mid-epoch."""
-        n = self._outputs(self._X)
-        check_labels(self._y, n, "train")
+        """Labels must index the model's outputs, targets match them: a clear error now, not mid-epoch."""
+        shape = self._outputs(self._X)
+        check_outputs(self.task, shape, self._X, self._y, "train")
         if self._test is not None:
-            check_labels(self._test[1], n, "test")
+            check_outputs(self.task, shape, *self._test, "test")
 
     def evaluate(self, data) -> dict:
-        """``{"loss", "acc"}`` of the model on ``data = (X, y)`` (eval mode, no gradients).
+        """``{"loss", "acc"}`` of the model on ``data`` (eval mode, no gradients; ``acc`` NaN unless classifying).
 
-        Every row is scored in this process (each rank of a distributed run holds the whole model).
+        ``data`` is what ``fit`` takes for the task. Every row is scored in this
+        process (each rank of a distributed run holds the whole model).
         """
         device = torch.device(self.device)
-        X, y = as_xy(data, "data", device, model_dtype(self.model))
-        self._loss = self.loss or nn.functional.cross_entropy
+        task = check_task(self.task)
+        self._loss, loss_name = resolve_loss(task, self.loss)
+        X, y = as_data(data, "data", device, model_dtype(self.model), task, loss_name)
         self.model.to(device)
-        check_labels(y, self._outputs(X), "data")
+        check_outputs(task, self._outputs(X), X, y, "data")
         loss, acc = self._evaluate(X, y, LocalStrategy())
         return {"loss": loss, "acc": acc}
 
@@ -244,15 +293,21 @@ class Trainer:
     # -- one epoch ----------------------------------------------------------------------------
     def _run_epoch(self, epoch: int) -> None:
         row = {"epoch": epoch, "num_edges": num_edges(self.model)}
+        self._evolve_seconds = 0.0  # of the updates within the epoch (step-wise schedules)
         t0 = time.perf_counter()
         row["train_loss"], row["train_acc"] = self._train_epoch(epoch)
-        row["train_seconds"] = time.perf_counter() - t0
+        row["train_seconds"] = time.perf_counter() - t0 - self._evolve_seconds
         if self._test is not None:
             row["test_loss"], row["test_acc"] = self._evaluate(*self._test, self.strategy_)
         else:
             row["test_loss"] = row["test_acc"] = math.nan
-        last = epoch == self.epochs
-        row["evolve_seconds"] = 0.0 if last else self._evolve(epoch, row)
+        if self._per_step:
+            if hasattr(self.evolver, "observe"):
+                self.evolver.observe(self._monitor(row))
+        elif self._due(epoch, self.step_):
+            self._evolve_seconds += self._evolve(float(epoch), self._monitor(row))
+        row["evolve_seconds"] = self._evolve_seconds
+        evolved = self._last_update == self.step_
         self._rows.append(row)
         self.epoch_ = epoch
         if self.progress and self._main:
@@ -262,7 +317,7 @@ class Trainer:
                        f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
                        f"{row['num_edges']} edges | {row['train_seconds']:.2f}s train, "
                        f"{row['evolve_seconds']:.2f}s evolve")
-        self._checkpoint(evolved=not last)
+        self._checkpoint(evolved=evolved)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the shuffled training data; mean loss and accuracy of the training batches."""
@@ -276,26 +331,52 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=X.device)
         losses: list[tuple[int, torch.Tensor]] = []  # checked once per epoch: no device sync per step
         s.seed_epoch(self.seed_, epoch)
+        classify = self.task == "classify"
         with tqdm(range(0, n, bs), desc=f"epoch {epoch}/{self.epochs}", leave=False, unit="batch",
                   disable=not (self.progress and self._main)) as bar:
             for b, i in enumerate(bar):
-                idx, share = s.shard(perm[i:i + bs])
+                batch = perm[i:i + bs]
+                idx, share = s.shard(batch)
                 opt.zero_grad(set_to_none=True)
                 if idx.numel():
                     xb, yb = X.index_select(0, idx), y.index_select(0, idx)  # 4x faster than X[idx] on CPU
+                    if self.noise:
+                        xb = xb + self._input_noise(epoch, b, batch, xb)
                     out = model(xb)
                     loss = self._loss(out, yb)
                     loss.backward()
                     losses.append((b, loss.detach()))
                     loss_sum += loss.detach().double() * idx.numel()
-                    correct += (out.detach().argmax(1) == yb).sum()
+                    if classify:
+                        correct += (out.detach().argmax(1) == yb).sum()
                 s.reduce_gradients(model, share)
                 opt.step()
+                self.step_ += 1
+                if self._per_step and self._due(epoch, self.step_):
+                    self._stop_if_non_finite(epoch, losses)  # never evolve from NaN weights
+                    self._evolve_seconds += self._evolve(self._label(self.step_), None)
         bad = first_non_finite(losses)
         loss_sum, correct, n_bad = s.reduce([float(loss_sum), int(correct), 0 if bad is None else 1])
         if n_bad:  # on every rank, so that none is left waiting in a collective
             self._non_finite(epoch, bad)
-        return float(loss_sum) / n, int(correct) / n
+        return float(loss_sum) / n, int(correct) / n if classify else math.nan
+
+    def _input_noise(self, epoch: int, b: int, batch: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """Gaussian noise (std ``noise``) for this rank's rows of global batch ``b`` of ``epoch``.
+
+        Drawn from a generator seeded by (seed, epoch, batch), for the whole global
+        batch: no state to checkpoint, and any number of ranks sees the same noise.
+        """
+        g = torch.Generator(device=xb.device)
+        g.manual_seed((self.seed_ * 2_654_435_761 + epoch * 1_000_003 + b * 7_919 + 17) % 2**63)
+        full = torch.randn((batch.numel(), xb.shape[1]), generator=g, device=xb.device, dtype=xb.dtype)
+        mine, _ = self.strategy_.shard(torch.arange(batch.numel(), device=xb.device))
+        return self.noise * full.index_select(0, mine)
+
+    def _stop_if_non_finite(self, epoch: int, losses: list) -> None:
+        bad = first_non_finite(losses)
+        if self.strategy_.reduce([0 if bad is None else 1])[0]:
+            self._non_finite(epoch, bad)
 
     def _non_finite(self, epoch: int, bad: tuple[int, float] | None) -> None:
         steps = -(-self._X.shape[0] // self.batch_size)
@@ -316,25 +397,26 @@ class Trainer:
         n = X.shape[0]
         X, y = strategy.eval_rows(X, y)
         loss_sum, correct = 0.0, 0
+        classify = self.task == "classify"
         for i in range(0, X.shape[0], batch_size):
             out = self.model(X[i:i + batch_size])
             yb = y[i:i + batch_size]
-            loss_sum += float(self._loss(out, yb)) * yb.numel()
-            correct += int((out.argmax(1) == yb).sum())
+            loss_sum += float(self._loss(out, yb)) * yb.shape[0]
+            if classify:
+                correct += int((out.argmax(1) == yb).sum())
         self.model.train(was_training)
         loss_sum, correct = strategy.reduce([loss_sum, correct])
-        return loss_sum / n, int(correct) / n
+        return loss_sum / n, int(correct) / n if classify else math.nan
 
-    def _evolve(self, epoch: int, row: dict) -> float:
-        """``evolver.step`` after training epoch ``epoch``; returns its wall time in seconds."""
-        if self.evolver is None:
-            return 0.0
-        acc = row["test_acc"] if not math.isnan(row["test_acc"]) else row["train_acc"]
+    def _evolve(self, label: float, metrics: dict | None) -> float:
+        """``evolver.step`` after ``self.step_`` optimizer steps (History label ``label``); its wall time."""
         t0 = time.perf_counter()
         # The evolver draws its sample of the training data (activation/gradient scores) with its
         # own generator, which its state_dict carries across a resume.
-        step = lambda: self.evolver.step(epoch=epoch, data=(self._X, self._y), metrics={"val_acc": acc})  # noqa
-        self.strategy_.evolve(self.model, step, self.optimizer_, where=f"after the evolution step of epoch {epoch}")
+        step = lambda: self.evolver.step(epoch=label, data=(self._X, self._y), metrics=metrics,  # noqa: E731
+                                         step=self.step_)
+        self.strategy_.evolve(self.model, step, self.optimizer_, where=f"after the evolution step of epoch {label:g}")
+        self._last_update = self.step_
         if self.device_.type == "cuda":
             torch.cuda.synchronize(self.device_)
         return time.perf_counter() - t0
@@ -344,7 +426,9 @@ class Trainer:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer_).__name__
         return {"optimizer": opt, "lr": float(self.lr), "momentum": float(self.momentum),
                 "weight_decay": float(self.weight_decay), "batch_size": int(self.batch_size),
-                "seed": self.seed_, "epochs": int(self.epochs)}
+                "seed": self.seed_, "epochs": int(self.epochs), "task": self.task, "noise": float(self.noise),
+                "loss": self.loss if isinstance(self.loss, str) or self.loss is None else
+                getattr(self.loss, "__name__", type(self.loss).__name__)}
 
     def _checkpoint(self, evolved: bool) -> None:
         if self._out is None:
@@ -432,6 +516,8 @@ class Trainer:
             return
         if getattr(ev, "model", self.model) is not self.model:
             raise TopologyError("the evolver was built for another model than the trainer's")
+        if self.task != "classify" and getattr(ev, "loss_fn", "unset") is None:
+            ev.loss_fn = summed(self._loss)  # gradient scores of the task's loss, not cross-entropy
         current = getattr(ev, "optimizer", None)
         made_here = self.optimizer_ is not self.optimizer
         if current is None or current is getattr(ev, "trainer_optimizer", None):
