@@ -72,17 +72,18 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     >>> [type(m).__name__ for m in dense_mlp([4, 8, 2], dropout=0.1)]
     ['Linear', 'ReLU', 'Dropout', 'Linear']
     """
-    from ..nn.mlp import ACTIVATIONS
+    from ..nn.mlp import _activation
 
-    if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
-        raise TopologyError(f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}")
+    if not isinstance(activation, str):
+        raise TopologyError(f"activation must be a name, got {activation!r}")
+    _activation(activation)  # an unknown name fails before any weight is drawn
     if seed is not None:
         torch.manual_seed(seed)
     mods: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if k < len(sizes) - 2:
-            mods += [ACTIVATIONS[activation.lower()](), nn.Dropout(dropout)]
+            mods += [_activation(activation, k), nn.Dropout(dropout)]
     return nn.Sequential(*mods)
 
 

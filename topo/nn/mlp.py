@@ -11,6 +11,7 @@ from ..errors import TopologyError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
+from .activations import AllReLU, parse_allrelu
 from .backends import check_backend
 from .dropout import Dropout
 from .init import check_init
@@ -22,12 +23,17 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": 
                "identity": nn.Identity, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 
-def _activation(spec) -> nn.Module:
+def _activation(spec, position: int = 0) -> nn.Module:
+    """The activation module of hidden layer ``position`` (``allrelu`` alternates its slope by position)."""
     if isinstance(spec, nn.Module):
         return copy.deepcopy(spec)  # one instance per position: modules with parameters stay untied
+    alpha = parse_allrelu(spec)
+    if alpha is not None:
+        return AllReLU(alpha, position)
     if isinstance(spec, str) and spec.lower() in ACTIVATIONS:
         return ACTIVATIONS[spec.lower()]()
-    raise TopologyError(f"unknown activation {spec!r}; use an nn.Module or one of {', '.join(ACTIVATIONS)}")
+    raise TopologyError(f"unknown activation {spec!r}; use an nn.Module or one of {', '.join(ACTIVATIONS)}, "
+                        f"allrelu[:ALPHA]")
 
 
 class SparseMLP(nn.Module):
@@ -105,7 +111,7 @@ class SparseMLP(nn.Module):
         if last_dense is not None:
             self.output_layer = _dense_output(last_dense, bias, gen, device, dtype)
         n_hidden = len(topology) - 1
-        self.activations = nn.ModuleList(_activation(activation) for _ in range(n_hidden))
+        self.activations = nn.ModuleList(_activation(activation, k) for k in range(n_hidden))
         self.dropouts = nn.ModuleList(Dropout(float(dropout)) for _ in range(n_hidden))
         self._sizes = topology.sizes
 

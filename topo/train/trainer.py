@@ -31,8 +31,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..runs import RunDir
 from ..runs import files as _runs
-from .checkpoint import isolated_rng, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import isolated_rng, rng_state, set_rng_state
 from .settings import (NonFiniteLossError, as_xy, check_labels, check_settings, first_non_finite, history_upto,
                        make_optimizer, model_dtype, model_topology, num_edges)
 from .strategy import LocalStrategy, strategy_for
@@ -171,19 +172,24 @@ class Trainer:
         self._X, self._y = as_data(train, "train", self.device_, dtype, task, loss_name)
         self._test = None if test is None else as_data(test, "test", self.device_, dtype, task, loss_name)
         self.strategy_ = strategy_for()
-        with isolated_rng(self.device_):
-            self._fit()
+        self._run = None
+        try:
+            with isolated_rng(self.device_):
+                self._fit()
+        finally:
+            if self._run is not None:
+                self._run.close()  # the run directory's lock
         return self
 
     def _fit(self) -> None:
         s = self.strategy_
         self._main = s.is_main
-        self._out = None if self.out_dir is None else self._agree(
-            _runs.check_run_dir, self.out_dir, self.resume, what="checking the run directory", main_only=True)
-        if self._out is None and self.out_dir is not None:
-            from pathlib import Path
-
-            self._out = Path(self.out_dir)  # ranks > 0 read the checkpoint on resume, never write
+        self._run = None if self.out_dir is None else self._agree(
+            RunDir(self.out_dir).open, self.resume, what="opening the run directory", main_only=True)
+        if self._run is None and self.out_dir is not None:
+            self._run = RunDir(self.out_dir)  # ranks > 0 read the checkpoint on resume, never write
+        self._out = None if self._run is None else self._run.path
+        self._new_config = None
         ckpt = self._agree(self._load, what="loading the checkpoint") if self._out is not None and self.resume \
             else None
         self.model.to(self.device_)
@@ -436,18 +442,23 @@ class Trainer:
         self._agree(self._write_run, evolved, what="writing the run directory", main_only=True)
 
     def _write_run(self, evolved: bool) -> None:
-        out = self._out
-        _runs.write_metrics(out / _runs.METRICS, self._rows)
+        with self._run.transaction() as run:  # one commit: the files, then the manifest
+            self._write_files(run, evolved)
+        self._new_config = self._fixed_history = None
+
+    def _write_files(self, run: RunDir, evolved: bool) -> None:
+        if self._new_config is not None:  # a resumed run's config.json changes with its first new epoch
+            run.write_config(self._new_config)
+        run.write_metrics(self._rows)
         topology = model_topology(self.model)
         if topology is not None:
-            topology.save(out / _runs.TOPOLOGY)
+            run.write_topology(topology)
         if self.history_ is not None:
-            self.history_.save(out / _runs.HISTORY)
+            run.write_history(self.history_)
         elif self.evolver is None and self._fixed_history is not None:
-            self._fixed_history.save(out / _runs.HISTORY)
-            self._fixed_history = None
+            run.write_history(self._fixed_history)
         # Last, so that everything it describes is on disk before it.
-        save_checkpoint(out / _runs.CHECKPOINT, {
+        run.write_checkpoint({
             "epoch": self.epoch_, "evolved": bool(evolved), "trainer": self._trainer_state(),
             "model": self.model.state_dict(), "optimizer": self.optimizer_.state_dict(),
             "evolver": None if self.evolver is None else self.evolver.state_dict(),
@@ -458,7 +469,7 @@ class Trainer:
         path = self._out / _runs.CHECKPOINT
         if not path.exists():
             return None  # the run stopped before its first checkpoint: start it afresh
-        ckpt = load_checkpoint(path)
+        ckpt = self._run.read_checkpoint()
         saved = ckpt.get("trainer", {})
         for key in _RESUME_KEYS:
             mine = self.seed if key == "seed" else getattr(self, key)
@@ -491,6 +502,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise TopologyFormatError(f"{str(path)!r} does not fit this model/optimizer/evolver: {err}") from None
         if self.evolver is not None and self._main:  # only rank 0 records and writes the history
+            self._run.verify(_runs.HISTORY)
             self.evolver.history_ = history_upto(self._out / _runs.HISTORY, ckpt.get("history_epochs"))
         self.model.to(self.device_)
         self.seed_ = int(ckpt["trainer"]["seed"])
@@ -528,8 +540,7 @@ class Trainer:
                                 "pass that optimizer to Trainer(optimizer=...) or build the Evolver without one")
 
     def _write_config(self) -> None:
-        path = self._out / _runs.CONFIG
-        config = _runs.read_json(path) if path.exists() else {}
+        config = self._run.read_config() if (self._out / _runs.CONFIG).exists() else {}
         config.update(self._trainer_state())
         config.update({"model": type(self.model).__name__, "device": str(self.device_),
                        "versions": _runs.versions()})
@@ -541,5 +552,8 @@ class Trainer:
             rule = getattr(self.evolver, "rule", None)
             config.setdefault("rule", getattr(rule, "name", type(rule).__name__))
         config.update(self.run_config or {})
-        _runs.write_json(path, config)
+        if self.resume:
+            self._new_config = config  # written with the next epoch's files: a resume that fails changes nothing
+        else:
+            self._run.write_config(config)
 
