@@ -10,10 +10,16 @@ DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule"
             "epochs": 10, "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 2e-4,
             "dropout": 0.3, "activation": "auto", "optimizer": "sgd", "seed": 0, "device": "cpu",
             "backend": "auto", "standardize": True, "init": "auto", "regrow_init": "auto",
-            "model": "mlp", "cd_k": 1, "persistent": False, "visible": "bernoulli"}
+            "model": "mlp", "cd_k": 1, "persistent": False, "visible": "bernoulli",
+            "task": "classify", "loss": None, "noise": 0.0, "update_every": None, "update_until": None,
+            "zeta_decay": None, "mode": "exact", "patience": 40, "max_samples": 4096}
 DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # What runs written before the "auto" recipes (and without these keys in config.json) trained with.
 _LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False}
+#: The evolution schedule a rule means when no flag says otherwise: RigL's paper (ΔT = 100 steps,
+#: T_end = 0.75, cosine decay of α = 0.3); SET and the others: every epoch but the last, constant ζ.
+SCHEDULES = {"rigl": {"update_every": "100", "update_until": 0.75, "zeta_decay": "cosine"}}
+_SCHEDULE = {"update_every": "epoch", "update_until": 1.0, "zeta_decay": "constant"}
 # Settings a resumed run may change: more epochs extend it, the device does not alter the run.
 _RESUMABLE = ("epochs", "device")
 
@@ -68,6 +74,27 @@ def add_parser(sub) -> None:
     p.add_argument("--history-weights", metavar="{all,every:K,none}",
                    help="weights stored in the run's history: after every update (default all), every K-th, or none "
                         "(births and deaths are always kept); add ':float16' for half precision, e.g. every:5:float16")
+    p.add_argument("--update-every", metavar="{epoch|N}",
+                   help="evolve after every epoch (default; SET) or every N optimizer steps (--rule rigl: 100)")
+    p.add_argument("--update-until", type=float, metavar="F",
+                   help="no evolution from fraction F of the run on, in (0, 1] (default 1: all but the last "
+                        "update position; --rule rigl: 0.75)")
+    p.add_argument("--zeta-decay", choices=("constant", "cosine", "linear"),
+                   help="decay of ζ over the updates until --update-until (default constant; --rule rigl: cosine)")
+    p.add_argument("--mode", help="cosine/gradient growth: exact (default) or an approximate mode of "
+                                  "topo.rules (approx, approx-uniform, ...)")
+    p.add_argument("--patience", type=int, help="CTRE-seq: updates without a better val_acc before it switches "
+                                               "to random growth (default 40)")
+    p.add_argument("--max-samples", type=int, help="samples per update for cosine/gradient scores (default 4096)")
+    p.add_argument("--task", choices=("classify", "reconstruct", "regress"),
+                   help="classify (the labels; default), reconstruct (an autoencoder: output = input, "
+                        "sizes FEATURES-HIDDEN-FEATURES) or regress (MSE onto the one-hot labels); accuracy "
+                        "columns are NaN unless classifying")
+    p.add_argument("--loss", choices=("cross_entropy", "mse", "bce_logits", "l1", "smooth_l1"),
+                   help="training loss (default: cross_entropy to classify, mse otherwise)")
+    p.add_argument("--noise", type=float,
+                   help="std of Gaussian noise added to each training batch's inputs (a denoising "
+                        "autoencoder with --task reconstruct; default 0)")
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
@@ -96,7 +123,7 @@ def _settings(args) -> dict:
     from ..runs import RunDir
     from ..errors import TopologyError
 
-    given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
+    given = {k: getattr(args, k, None) for k in (*DEFAULTS, "dataset") if getattr(args, k, None) is not None}
     if not args.resume:
         if "dataset" not in given:
             raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
@@ -107,13 +134,17 @@ def _settings(args) -> dict:
             s["epsilon"] = 11.0 if s["model"] == "rbm" else 20.0  # the SET paper's RBM and MLP settings
         if s["model"] == "rbm" and "standardize" not in given:
             s["standardize"] = False  # Bernoulli visible units model [0, 1] pixels
+        rule_schedule = SCHEDULES.get(str(s["rule"]).strip().lower(), _SCHEDULE)
+        for key in _SCHEDULE:  # the rule's schedule, unless a flag says otherwise; recorded in config.json
+            if s[key] is None:
+                s[key] = rule_schedule[key]
         return s
     run = RunDir(args.out).check(resume=True)
     path = run / RunDir.CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {RunDir.CONFIG}")
     saved = run.read_config(verify=False)
-    s = {k: saved.get(k, _LEGACY.get(k, v)) for k, v in {**DEFAULTS, "dataset": None}.items()}
+    s = {k: saved.get(k, _LEGACY.get(k, v)) for k, v in {**DEFAULTS, **_SCHEDULE, "dataset": None}.items()}
     _check_saved(s, path)  # a wrong type is named before the manifest says the file was changed
     run.verify(RunDir.CONFIG)
     for key, value in given.items():
@@ -132,7 +163,9 @@ def _check_saved(s: dict, path) -> None:
 
     for key, value in s.items():
         default = DEFAULTS.get(key, "")
-        if key in ("epsilon", "density", "zeta"):
+        if key in ("loss", "update_every", "zeta_decay"):  # None: the task's / rule's default
+            ok, want = value is None or isinstance(value, str), "a string or null"
+        elif key in ("epsilon", "density", "zeta", "update_until"):
             ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
             want = "a number or null"
         elif isinstance(default, bool):
@@ -205,7 +238,7 @@ def _prepare(args, s, nproc: int) -> None:
     from .factory import parse_hidden
 
     info = datasets.info(s["dataset"])
-    _preflight(args, s, [info.n_features, *parse_hidden(s["hidden"]), info.n_classes], nproc)
+    _preflight(args, s, _sizes(info, parse_hidden(s["hidden"]), s["task"]), nproc)
     for split in ("train", "test"):
         datasets.load(s["dataset"], split)  # fetches and caches once, not once per rank
 
@@ -239,7 +272,7 @@ def _train(args) -> int:
 
     from .. import datasets
     from ..runs import RunDir
-    from .factory import build_evolver, build_model, check_rule, parse_hidden
+    from .factory import build_evolver, build_model, build_schedule, check_rule, parse_hidden
     from ..train import Trainer
 
     s = _settings(args)
@@ -251,7 +284,8 @@ def _train(args) -> int:
 
         return train_rbm(args, s)
     hidden = parse_hidden(s["hidden"])
-    rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
+    rule = check_rule(s["rule"], s["zeta"], mode=s["mode"], patience=s["patience"])  # before any work
+    schedule = build_schedule(s["update_every"], s["update_until"], s["zeta_decay"])
     from ..nn.init import check_init
     for spec in (s["init"], s["regrow_init"]):
         check_init(spec)
@@ -261,17 +295,21 @@ def _train(args) -> int:
     main = _is_main()
     if main:
         # Fail before loading data and creating anything (the Trainer creates the run directory, locked).
-        _preflight(args, s, [info.n_features, *hidden, info.n_classes], 1 if getattr(args, "nproc", None) is None
+        _preflight(args, s, _sizes(info, hidden, s["task"]), 1 if getattr(args, "nproc", None) is None
                    else args.nproc)
     train, test = datasets.load(s["dataset"], "train"), datasets.load(s["dataset"], "test")
     if s["standardize"]:
         xs = datasets.standardize(train[0], test[0])
         train, test = (xs[0], train[1]), (xs[1], test[1])
-    sizes = [info.n_features, *hidden, info.n_classes]
+    task = s["task"]
+    if task == "regress":  # the datasets hold classes: regress their one-hot vectors
+        train, test = (train[0], _one_hot(train[1], info.n_classes)), (test[0], _one_hot(test[1], info.n_classes))
+    sizes = _sizes(info, hidden, task)
     model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
                         activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
                         init=s["init"], regrow_init=s["regrow_init"])
-    evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"])
+    evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"], schedule=schedule,
+                                                      max_samples=s["max_samples"])
     if evolver is not None:
         evolver.history_weights = history_weights
     config = {**s, "hidden": ",".join(map(str, hidden)), "sizes": sizes, "dataset": info.name,
@@ -280,13 +318,15 @@ def _train(args) -> int:
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], momentum=s["momentum"],
                       weight_decay=s["weight_decay"], evolver=evolver, epochs=s["epochs"],
                       batch_size=s["batch_size"], seed=s["seed"], device=torch.device(s["device"]),
-                      out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config)
+                      out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config,
+                      task=task, loss=s["loss"], noise=s["noise"])
     trainer.fit(train, test)
     m = trainer.metrics_
     if len(m) and main:
         last = m.iloc[-1]
+        score = f"test acc {last.test_acc:.4f}" if task == "classify" else f"test loss {last.test_loss:.4g}"
         print(f"{info.name} {s['rule']} {'-'.join(map(str, sizes))}: epoch {int(last.epoch)}, "
-              f"test acc {last.test_acc:.4f}, {int(last.num_edges)} edges; run directory {args.out}")
+              f"{score}, {int(last.num_edges)} edges; run directory {args.out}")
     return 0
 
 
@@ -310,6 +350,17 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     preflight.check_network(sizes, s["rule"], s["epsilon"], s["density"], batch=batch, dropout=dropout,
                             optimizer=s["optimizer"], backend=s["backend"], device=device,
                             nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume)
+
+
+def _sizes(info, hidden: list, task: str) -> list:
+    """Layer sizes: an autoencoder's output is its input."""
+    return [info.n_features, *hidden, info.n_features if task == "reconstruct" else info.n_classes]
+
+
+def _one_hot(y, n: int):
+    import numpy as np
+
+    return np.eye(n, dtype=np.float32)[np.asarray(y)]
 
 
 def _is_main() -> bool:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import TopologyError
 
-__all__ = ["RULES", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver"]
+__all__ = ["RULES", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver", "build_schedule"]
 
 #: Rule names ``topo train`` documents (besides any ``PRUNE+GROW`` combination).
 RULES = ("set", "ctre-sim", "ctre-seq", "rigl", "static", "dense")
@@ -44,8 +44,11 @@ def parse_hidden(spec) -> list[int]:
     return out
 
 
-def check_rule(name: str, zeta: float | None = None):
-    """The :class:`topo.rules.Rule` called ``name`` (``None`` for ``"dense"``); unknown names raise."""
+def check_rule(name: str, zeta: float | None = None, **options):
+    """The :class:`topo.rules.Rule` called ``name`` (``None`` for ``"dense"``); unknown names raise.
+
+    ``options`` (``mode``, ``patience``, ...) go to :func:`topo.rules.from_name`.
+    """
     from .. import rules
 
     if zeta is not None:
@@ -53,7 +56,7 @@ def check_rule(name: str, zeta: float | None = None):
     if isinstance(name, str) and name.strip().lower() == "dense":
         return None
     try:
-        return rules.from_name(name, zeta)
+        return rules.from_name(name, zeta, **options)
     except TopologyError as err:
         raise TopologyError(f"{err} (or 'dense' for the dense torch baseline)") from None
 
@@ -133,12 +136,36 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
                    init=init, regrow_init=regrow_init)
 
 
-def build_evolver(model: nn.Module, rule, seed: int = 0):
-    """A :class:`topo.Evolver` applying ``rule`` (a name or rule) to ``model``; ``None`` for dense models."""
+def build_evolver(model: nn.Module, rule, seed: int = 0, **options):
+    """A :class:`topo.Evolver` applying ``rule`` (a name or rule) to ``model``; ``None`` for dense models.
+
+    ``options`` (``schedule``, ``max_samples``, ...) go to the Evolver.
+    """
     from ..evolve import Evolver
 
     if isinstance(rule, str):
         rule = check_rule(rule)
     if rule is None:
         return None
-    return Evolver(model, rule, seed=seed)
+    return Evolver(model, rule, seed=seed, **options)
+
+
+def build_schedule(every="epoch", until: float = 1.0, decay: str = "constant"):
+    """A :class:`topo.rules.Schedule` from ``topo train``'s ``--update-every``/``--update-until``/``--zeta-decay``.
+
+    Examples
+    --------
+    >>> build_schedule("100", 0.75, "cosine")
+    Schedule(decay='cosine', every=100, stop_at=0.75, total=None)
+    """
+    from ..rules import Schedule
+
+    if isinstance(every, str) and every.strip().lower() != "epoch":
+        try:
+            every = int(every)
+        except ValueError:
+            raise TopologyError(f"--update-every must be 'epoch' or a positive number of optimizer steps, "
+                                f"got {every!r}") from None
+    elif isinstance(every, str):
+        every = "epoch"
+    return Schedule(decay=decay, every=every, stop_at=until)

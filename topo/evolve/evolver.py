@@ -104,6 +104,10 @@ class Evolver:
     history_ : History
         Epoch 0 is the model's topology at construction; every :meth:`step`
         appends births, deaths, seconds and all weights.
+    trainer_optimizer : torch.optim.Optimizer or None
+        The optimizer a :class:`~topo.Trainer` made and attached to this evolver
+        (a later Trainer, e.g. resuming the run, may replace it with its own);
+        ``None`` when ``optimizer`` is the user's.
 
     Examples
     --------
@@ -132,6 +136,7 @@ class Evolver:
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TopologyError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
         self.optimizer = optimizer
+        self.trainer_optimizer = None  # set by a Trainer that attached an optimizer it made (see Attributes)
         if schedule is not None and not isinstance(schedule, Schedule):
             raise TopologyError(f"schedule must be a topo.rules.Schedule or None, got {schedule!r}")
         self.schedule = schedule or Schedule()
@@ -212,7 +217,8 @@ class Evolver:
         metrics : dict, optional
             Validation metrics, passed to the rule before it runs.
         step : int, optional
-            Optimizer steps so far, the schedule position when ``every`` counts steps.
+            Optimizer steps so far, the schedule position when ``every`` counts steps;
+            recorded in the History either way.
 
         Returns
         -------
@@ -251,7 +257,8 @@ class Evolver:
         for k in range(len(self.layers), topo_layers):  # e.g. a dense output layer: never evolved
             summary.append({"layer": k, "births": 0, "deaths": 0, "num_edges": self.history_.initial[k].num_edges,
                             "zeta": zeta, "seconds": 0.0, "skipped": True})
-        self.history_.record(label, changes, self._weights() if self.history_weights.due(self.updates + 1) else None)
+        self.history_.record(label, changes, self._weights() if self.history_weights.due(self.updates + 1) else None,
+                             step=step)
         self.updates += 1
         self.position = position
         return summary

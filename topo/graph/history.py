@@ -100,6 +100,7 @@ class _Step:
     epoch: float
     changes: list[LayerChange]
     weights: list[torch.Tensor | None] | None
+    step: int | None = None
 
 
 def _recover(path) -> dict | None:
@@ -157,9 +158,15 @@ class History:
 
     # -- recording ------------------------------------------------------------------
     def record(self, epoch: float, changes: Sequence[LayerChange],
-               weights: Sequence[torch.Tensor | None] | None = None) -> None:
-        """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it."""
+               weights: Sequence[torch.Tensor | None] | None = None, step: int | None = None) -> None:
+        """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it.
+
+        ``step``: optimizer steps of training before this update (``None``: unknown). With
+        step-wise schedules ``epoch`` is fractional (``step / steps_per_epoch``).
+        """
         epoch = float(epoch)
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
+            raise TopologyError(f"step must be a non-negative int or None, got {step!r}")
         if not math.isfinite(epoch) or epoch <= self.epochs[-1]:
             raise TopologyError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
         changes = list(changes)
@@ -179,7 +186,7 @@ class History:
             for k, (w, g) in enumerate(zip(weights, new.layers)):
                 if w is not None and w.shape != (g.num_edges,):
                     raise TopologyError(f"weights of layer {k} have shape {tuple(w.shape)}, expected ({g.num_edges},)")
-        self._steps.append(_Step(epoch, changes, weights))
+        self._steps.append(_Step(epoch, changes, weights, None if step is None else int(step)))
         self._last = new
 
     @staticmethod
@@ -231,6 +238,11 @@ class History:
     @property
     def epochs(self) -> list[float]:
         return [0.0] + [s.epoch for s in self._steps]
+
+    @property
+    def steps(self) -> list[int | None]:
+        """Optimizer steps before each recorded update (``0`` for the initial topology, ``None`` if unknown)."""
+        return [0] + [s.step for s in self._steps]
 
     @property
     def num_layers(self) -> int:
@@ -311,17 +323,19 @@ class History:
         return self.topology("last")
 
     def frame(self):
-        """Per step and layer: ``epoch, layer, births, deaths, num_edges, seconds`` (pandas)."""
+        """Per step and layer: ``epoch, layer, births, deaths, num_edges, seconds`` and ``step`` (the
+        optimizer step of the update, NaN where unknown) as a pandas DataFrame."""
         import pandas as pd
 
         rows = [{"epoch": 0.0, "layer": k, "births": g.num_edges, "deaths": 0, "num_edges": g.num_edges,
-                 "seconds": 0.0} for k, g in enumerate(self.initial.layers)]
+                 "seconds": 0.0, "step": 0.0} for k, g in enumerate(self.initial.layers)]
         edges = [g.num_edges for g in self.initial.layers]
         for s in self._steps:
             for k, c in enumerate(s.changes):
                 edges[k] += c.births.shape[1] - c.deaths.shape[1]
                 rows.append({"epoch": s.epoch, "layer": k, "births": c.births.shape[1],
-                             "deaths": c.deaths.shape[1], "num_edges": edges[k], "seconds": c.seconds})
+                             "deaths": c.deaths.shape[1], "num_edges": edges[k], "seconds": c.seconds,
+                             "step": math.nan if s.step is None else float(s.step)})
         return pd.DataFrame(rows)
 
     def edge_intervals(self, layer: int) -> dict[str, np.ndarray]:
@@ -374,6 +388,8 @@ class History:
         for s in self._steps[len(cache) - 1:]:
             h = hashlib.blake2b(cache[-1].encode(), digest_size=16)
             h.update(np.float64(s.epoch).tobytes())
+            if s.step is not None:
+                h.update(b"step" + np.int64(s.step).tobytes())
             for k, c in enumerate(s.changes):
                 h.update(c.births.numpy().tobytes())
                 h.update(b"|")
@@ -388,6 +404,8 @@ class History:
         p = f"step{i:06d}."
         arrays = {p + "epoch": np.float64(s.epoch), p + "digest": np.array(self._digests()[i + 1]),
                   p + "seconds": np.asarray([c.seconds for c in s.changes], dtype=np.float64)}
+        if s.step is not None:
+            arrays[p + "step"] = np.int64(s.step)
         for k, c in enumerate(s.changes):
             arrays[f"{p}layer{k}.births"] = c.births.numpy().astype(dt)
             arrays[f"{p}layer{k}.deaths"] = c.deaths.numpy().astype(dt)
@@ -468,7 +486,7 @@ class History:
             n += 1
         L = len(initial)
         check_keys(data, topology_keys(data, "initial.") | {"layout", "digest"} | {
-            f"step{i:06d}.{a}" for i in range(n) for a in ("epoch", "digest", "seconds")} | {
+            f"step{i:06d}.{a}" for i in range(n) for a in ("epoch", "digest", "seconds", "step")} | {
             f"step{i:06d}.layer{k}.{a}" for i in range(n) for k in range(L) for a in ("births", "deaths", "weights")},
             path)
         h = cls(initial, data.get("meta"))
@@ -485,7 +503,11 @@ class History:
                     w = data.get(f"{p}layer{k}.weights")
                     weights.append(None if w is None else torch.from_numpy(w.copy()))
                 has = any(w is not None for w in weights)
-                h.record(float(data[p + "epoch"]), changes, weights if has else None)
+                step = data.get(p + "step")
+                if step is not None and (step.shape != () or step.dtype.kind not in "iu" or int(step) < 0):
+                    raise TopologyError(f"{p}step must be a non-negative integer scalar, got {step!r}")
+                h.record(float(data[p + "epoch"]), changes, weights if has else None,
+                         None if step is None else int(step))
         except TopologyError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:
@@ -496,14 +518,16 @@ class History:
     def _load_v1(cls, data: dict, path) -> "History":
         """The first layout (one array per layer over all steps, rewritten on every save)."""
         initial = topology_from_arrays(data, path, prefix="initial.")
-        check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights"} | {
+        check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights", "steps"} | {
             f"layer{k}.{a}" for k in range(len(initial))
             for a in ("births", "births_ptr", "deaths", "deaths_ptr", "weights", "weights_ptr")}, path)
         h = cls(initial, data.get("meta"))
         try:
             epochs, seconds, has_w = data["epochs"], data["seconds"], data["has_weights"]
             n = len(epochs)
-            if epochs.ndim != 1 or seconds.shape != (n, h.num_layers) or has_w.shape != (n,):
+            steps = data.get("steps", np.full(n, -1, dtype=np.int64))
+            if epochs.ndim != 1 or seconds.shape != (n, h.num_layers) or has_w.shape != (n,) or \
+                    steps.shape != (n,) or steps.dtype.kind not in "iu" or bool((steps < -1).any()):
                 raise TopologyError(f"epochs/seconds/has_weights have shapes {epochs.shape}, {seconds.shape}, "
                                     f"{has_w.shape} for {n} steps and {h.num_layers} layers")
             for k in range(h.num_layers):
@@ -524,7 +548,8 @@ class History:
                     wp = data[f"layer{k}.weights_ptr"]
                     w = data[f"layer{k}.weights"][wp[i]:wp[i + 1]]
                     weights.append(torch.from_numpy(w.copy()) if has_w[i] and w.size else None)
-                h.record(float(epoch), changes, weights if has_w[i] else None)
+                h.record(float(epoch), changes, weights if has_w[i] else None,
+                         None if steps[i] < 0 else int(steps[i]))
         except TopologyError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:

@@ -42,7 +42,9 @@ class Schedule:
         ``every`` optimizer steps (positions count steps).
     stop_at : float in (0, 1]
         No updates at or after position ``stop_at · total`` (RigL: 0.75). With
-        ``stop_at=1`` and ``every="epoch"`` that skips the last epoch, as SET does.
+        ``stop_at=1`` and ``every="epoch"`` that skips the last epoch, as SET does,
+        once ``total`` is known (:class:`topo.Trainer` sets it to the run's length);
+        without ``total`` every epoch is due.
     total : int, optional
         Training length in the units of ``every`` (epochs or steps); needed by
         a decay other than ``constant`` and by ``stop_at < 1``. Settable later

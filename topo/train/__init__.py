@@ -1,12 +1,15 @@
-"""Training: :class:`Trainer` (the fit/evaluate loop), its settings checks and its checkpoints.
+"""Training: :class:`Trainer` (the fit/evaluate loop), its strategies, settings checks and checkpoints.
 
 ``trainer``     the loop, evolution between epochs, the run directory, resume
+``strategy``    how the steps run: in one process or data parallel over a process group
 ``settings``    checks of the trainer's settings, optimizers, data conversion
 ``checkpoint``  pickle-free ``checkpoint.pt`` files and the RNG states they carry
 ``rbm``         :class:`RBMTrainer`, contrastive divergence for a SparseRBM into the same run directory
 """
 
 from .rbm import RBMTrainer
+from .settings import NonFiniteLossError
+from .strategy import DataParallelStrategy, LocalStrategy, strategy_for
 from .trainer import Trainer
 
-__all__ = ["Trainer", "RBMTrainer"]
+__all__ = ["Trainer", "RBMTrainer", "NonFiniteLossError", "LocalStrategy", "DataParallelStrategy", "strategy_for"]

@@ -8,6 +8,7 @@ read with ``weights_only=True``) lives with the run directory, in
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..graph import LayerGraph, Topology
 from ..runs.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint",
-           "rng_state", "set_rng_state", "topology_state", "topology_from_state"]
+           "rng_state", "set_rng_state", "isolated_rng", "topology_state", "topology_from_state"]
 
 
 # -- random number generator states ---------------------------------------------------
@@ -50,6 +51,25 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
+
+
+@contextmanager
+def isolated_rng(device: torch.device | None = None):
+    """Run a block that seeds and draws from the global RNGs, then give the caller back its states.
+
+    torch's CPU state (and ``device``'s CUDA state) via :func:`torch.random.fork_rng`,
+    numpy's and python's global states by hand: what training does inside (dropout
+    seeded by the trainer, a checkpoint's states restored on resume) does not leak out.
+    """
+    np_state, py_state = np.random.get_state(), random.getstate()
+    devices = [] if device is None or device.type != "cuda" else \
+        [device.index if device.index is not None else torch.cuda.current_device()]
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 # -- topology as plain tensors ----------------------------------------------------------

@@ -5,16 +5,33 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import TopologyError, TopologyFormatError
 from ..graph import History
 
-__all__ = ["OPTIMIZERS", "check_settings", "make_optimizer", "as_xy", "num_edges", "model_topology",
-           "history_upto", "dist_info", "agree"]
+__all__ = ["OPTIMIZERS", "NonFiniteLossError", "check_settings", "make_optimizer", "as_xy", "check_labels",
+           "model_dtype", "first_non_finite", "num_edges", "model_topology", "history_upto", "dist_info"]
 
 OPTIMIZERS = ("sgd", "adam")
+
+
+class NonFiniteLossError(TopologyError, FloatingPointError):
+    """The training loss became NaN or infinite; ``epoch`` and ``step`` (1-based, within it) say where.
+
+    Training stops there: the run directory keeps the last complete epoch. A
+    :class:`FloatingPointError` and (a bad setting, usually ``lr``) a topo error,
+    so that ``topo train`` reports it as one line.
+    """
+
+    def __init__(self, message: str, epoch: int | None = None, step: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.epoch, self.step))
 
 
 def check_settings(t) -> None:
@@ -49,8 +66,14 @@ def check_settings(t) -> None:
         raise TopologyError("resume=True needs out_dir (the run directory to resume)")
     if t.evolver is not None and not callable(getattr(t.evolver, "step", None)):
         raise TopologyError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
-    if t.loss is not None and not callable(t.loss):
-        raise TopologyError(f"loss must be a callable loss(logits, y), got {t.loss!r}")
+    if t.loss is not None and not callable(t.loss) and not isinstance(t.loss, str):
+        raise TopologyError(f"loss must be a name or a callable loss(output, target), got {t.loss!r}")
+    from .tasks import check_task, resolve_loss
+
+    resolve_loss(check_task(getattr(t, "task", "classify")), t.loss)
+    noise = getattr(t, "noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise TopologyError(f"noise must be a non-negative finite number (std of the input noise), got {noise!r}")
 
 
 def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float):
@@ -68,20 +91,75 @@ def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_de
     return made
 
 
-def as_xy(data, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X float [n, f], y int64 [n])`` tensors on ``device`` from a pair of arrays or tensors."""
+def _as_tensor(a, what: str) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a
+    if hasattr(a, "to_numpy"):  # pandas DataFrame / Series
+        a = a.to_numpy()
+    arr = np.asarray(a)
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TopologyError(f"{what} must be numeric, got an array of {arr.dtype} (e.g. {arr.flat[0]!r})")
+    arr = np.ascontiguousarray(arr)
+    # torch wants writable memory (pandas hands out read-only views); copy only then.
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+def as_xy(data, name: str, device: torch.device,
+          dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X [n, f] of dtype, y int64 [n])`` tensors on ``device`` from a pair of arrays, tensors or pandas objects.
+
+    ``X`` may be any float type (numpy float64 and float16 included) and is cast
+    once to ``dtype``; NaN or infinite features raise, naming the first.
+    """
     try:
         X, y = data
     except (TypeError, ValueError):
         raise TopologyError(f"{name} must be a pair (X, y), got {type(data).__name__}") from None
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    X, y = _as_tensor(X, f"{name} X"), _as_tensor(y, f"{name} y")
     if X.dim() != 2 or not X.is_floating_point():
         raise TopologyError(f"{name} X must be a 2-D float array [n, features], got {X.dtype} {tuple(X.shape)}")
-    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+    if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TopologyError(f"{name} y must be a 1-D integer label array, got {y.dtype} {tuple(y.shape)}")
     if X.shape[0] != y.shape[0] or X.shape[0] == 0:
         raise TopologyError(f"{name} has {X.shape[0]} rows in X and {y.shape[0]} labels; need equal and > 0")
-    return X.to(device), y.to(device=device, dtype=torch.int64)
+    X = X.to(device=device, dtype=dtype)
+    bad = ~torch.isfinite(X)
+    if bool(bad.any()):
+        r, c = (int(v) for v in bad.nonzero()[0])
+        raise TopologyError(f"{name} X holds {float(X[r, c])} at row {r}, feature {c} "
+                            f"({int(bad.sum())} non-finite values in all); clean or impute the data first")
+    return X, y.to(device=device, dtype=torch.int64)
+
+
+def check_labels(y: torch.Tensor, n_classes: int, name: str) -> None:
+    """Raise naming the first label of ``y`` outside ``[0, n_classes)`` (the model's outputs)."""
+    bad = (y < 0) | (y >= n_classes)
+    if bool(bad.any()):
+        r = int(bad.nonzero()[0, 0])
+        raise TopologyError(f"{name} y holds label {int(y[r])} (row {r}), but the model has {n_classes} outputs, "
+                            f"so labels must be in [0, {n_classes - 1}]")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 without one)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def first_non_finite(losses: list) -> tuple[int, float] | None:
+    """``(batch, value)`` of the first non-finite loss in ``[(batch, loss tensor), ...]``, else ``None``.
+
+    One stacked check per epoch, so that training never waits for the device each step.
+    """
+    if not losses:
+        return None
+    finite = torch.isfinite(torch.stack([loss.float() for _, loss in losses]))
+    if bool(finite.all()):
+        return None
+    k = int((~finite).nonzero()[0, 0])
+    return losses[k][0], float(losses[k][1])
 
 
 def num_edges(model: nn.Module) -> int:
@@ -125,13 +203,14 @@ def history_upto(path: str | os.PathLike, epochs: list | None) -> History:
     if len(h.epochs) == len(epochs):
         return h
     cut = History(h.initial, h.meta)
-    for e, t in h:
+    steps = h.steps
+    for i, (e, t) in enumerate(h):
         if e == 0.0:
             continue
         if e > epochs[-1]:
             break
         weights = [g.weight for g in t.layers]
-        cut.record(e, h.changes(e), None if all(w is None for w in weights) else weights)
+        cut.record(e, h.changes(e), None if all(w is None for w in weights) else weights, step=steps[i])
     return cut
 
 
@@ -145,12 +224,3 @@ def dist_info():
 
     return get_info()
 
-
-def agree(info, fn, *args, what: str, main_only: bool = False):
-    """``fn(*args)``; distributed (``info`` not None): on rank 0 only with ``main_only``, and an error on
-    one rank is raised on every rank (:func:`topo.distributed.agree`)."""
-    if info is None:
-        return fn(*args)
-    from ..distributed import agree as _agree
-
-    return _agree(fn, *args, what=what, ranks="main" if main_only else "all")
