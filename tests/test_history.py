@@ -91,7 +91,7 @@ def check_against_reference(h, states, weights, lives, sizes=(6, 5, 4)):
         got = list(zip(iv["src"].tolist(), iv["dst"].tolist(), iv["start"].tolist(), iv["end"].tolist()))
         assert got == lives[k]
     f = h.frame()
-    assert list(f.columns) == ["epoch", "layer", "births", "deaths", "num_edges", "seconds"]
+    assert list(f.columns) == ["epoch", "layer", "births", "deaths", "num_edges", "seconds", "step"]
     for e, state in states.items():
         for k, a in enumerate(state):
             row = f[(f.epoch == e) & (f.layer == k)]

@@ -136,3 +136,17 @@ def test_the_first_layout_still_loads(tmp_path):
     h2 = topo.History.load(tmp_path / "v2.npz")
     assert h2.epochs == h.epochs and all(h2.topology(e) == h.topology(e) for e in h.epochs)
     assert all(torch.equal(a, b) for a, b in zip(h2.weights(1.0), h.weights(1.0)))
+
+
+def test_update_steps_survive_the_append_layout(tmp_path):
+    # Step-wise schedules label updates by optimizer step; rewriting and appending both keep them.
+    model, ev = _evolver()
+    path = tmp_path / "h.npz"
+    for i, step in enumerate((4, 8, 12), 1):
+        ev.step(epoch=step / 8, step=step)
+        ev.history_.save(path)  # the first save writes, the next ones append
+    back = topo.History.load(path)
+    assert back.steps == [0, 4, 8, 12] and back.epochs == [0.0, 0.5, 1.0, 1.5]
+    assert back.frame().query("layer == 0").step.tolist() == [0.0, 4.0, 8.0, 12.0]
+    ev.history_.save(tmp_path / "whole.npz", append=False)
+    assert topo.History.load(tmp_path / "whole.npz").steps == [0, 4, 8, 12]

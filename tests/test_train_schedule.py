@@ -38,7 +38,8 @@ class RecordingSET(SET):
         self.seen = []
 
     def __call__(self, graph, context=None, zeta=None):
-        self.seen.append(zeta)
+        if graph.density < 1.0:  # a full layer (here 24→3) has nothing to rewire
+            self.seen.append(zeta)
         return super().__call__(graph, context, zeta=zeta)
 
 
