@@ -11,10 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-__all__ = ["targets", "load_target", "KNOWN_TARGETS"]
-
-#: Targets the project plans; those without a module yet report "not available".
-KNOWN_TARGETS = ("layers", "training", "export", "analysis", "scale")
+__all__ = ["targets", "load_target"]
 
 
 def targets() -> list[str]:

@@ -62,7 +62,10 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
               seed: int | None = None) -> nn.Sequential:
     """``Linear → activation → dropout`` per hidden layer, then a ``Linear`` to logits.
 
-    ``seed`` seeds torch's global RNG first, so ``nn.Linear``'s own init is reproducible.
+    ``seed`` makes ``nn.Linear``'s own init reproducible: the layers are built under a forked
+    RNG seeded with it (:func:`torch.random.fork_rng`), so the weights are those of
+    ``torch.manual_seed(seed)`` followed by the same constructors, and the caller's global
+    RNG state is left as it was. ``seed=None`` draws from the global RNG, like ``nn.Linear``.
 
     Examples
     --------
@@ -73,8 +76,18 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
 
     if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
         raise TopologyError(f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}")
-    if seed is not None:
+    if seed is None:
+        return _dense_layers(sizes, activation, dropout)
+    # nn.Linear initialises from the global RNG only; fork it (CPU state; no CUDA state is touched, the
+    # layers are built on CPU) so the seed reaches the init without leaking into the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        return _dense_layers(sizes, activation, dropout)
+
+
+def _dense_layers(sizes: Sequence[int], activation: str, dropout: float) -> nn.Sequential:
+    from ..nn.mlp import ACTIVATIONS
+
     mods: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))

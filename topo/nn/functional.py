@@ -29,9 +29,6 @@ import torch
 
 from . import kernels
 
-# torch prints a one-time "beta" notice at the first CSR tensor; every CSR op used here is stable API.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
-
 __all__ = ["CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "index_dtype_for"]
 
 _INT32_MAX = 2**31 - 1
@@ -52,7 +49,12 @@ def index_dtype_for(n_in: int, n_out: int, num_edges: int) -> torch.dtype:
 def _csr(crow, col, values, shape):
     # check_invariants=False: the structure is built by us from a validated LayerGraph;
     # checking it every step would cost a pass over the indices.
-    return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+    with warnings.catch_warnings():
+        # torch prints a one-time "beta" notice at the first CSR tensor; every CSR op used here is stable
+        # API. Scoped here, not at import: a user's own warning filters stay as they set them.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state",
+                                category=UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
 class CsrStructure:
