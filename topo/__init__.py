@@ -9,7 +9,8 @@ top-level ``analysis`` package, which imports topo — never the reverse).
 ``topo.distributed`` is imported on use (it loads torch.distributed).
 """
 
-from .errors import DatasetError, TopologyError, TopologyFormatError
+from .errors import (DatasetError, ParameterError, ParameterTypeError, TopoError, TopologyError,
+                     TopologyFormatError)
 from .graph import (History, LayerChange, LayerGraph, Topology, erdos_renyi, erk, erk_densities,
                     from_dense_masks, from_edges, from_edges_frame, from_igraph, from_networkx, load,
                     set_density)
@@ -26,4 +27,5 @@ __all__ = ["Topology", "LayerGraph", "History", "LayerChange", "erdos_renyi", "e
            "set_density", "from_dense_masks", "from_edges", "from_edges_frame", "from_networkx",
            "from_igraph", "load", "compile", "Evolver", "Trainer", "estimate_memory",
            "nn", "rules", "io", "datasets",
-           "TopologyError", "TopologyFormatError", "DatasetError"]
+           "TopoError", "ParameterError", "ParameterTypeError", "TopologyError", "TopologyFormatError",
+           "DatasetError"]

@@ -21,9 +21,9 @@ def targets() -> list[str]:
 
 def load_target(name: str):
     """Import ``topo.bench.<name>``; raise a ``TopologyError`` naming unknown targets."""
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     if name not in targets():
-        raise TopologyError(f"unknown or not yet available benchmark target {name!r}; "
-                            f"available: {', '.join(targets()) or 'none'}")
+        raise ParameterError(f"unknown or not yet available benchmark target {name!r}; "
+                             f"available: {', '.join(targets()) or 'none'}")
     return importlib.import_module(f"{__name__}.{name}")

@@ -133,7 +133,7 @@ def run(args) -> int:
     s, wall2, _ = timed(lambda: analysis.degree_summary(d))
     print(f"degree table of a 10M-edge Topology: {wall:.2f} s (CPU {cpu:.2f} s), summary {wall2:.2f} s "
           f"-> ratio {(wall + wall2) / 2.0:.2f}")
-    del h, t, d
+    h = t = d = None  # free the big history before the report (closures above still name them)
 
     if args.run:
         run = Path(args.run)

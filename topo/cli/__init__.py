@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from ..errors import TopologyError
+    from ..errors import TopoError
     try:
         return int(args.func(args) or 0)
-    except (TopologyError, FileNotFoundError, FileExistsError, PermissionError) as err:
+    except (TopoError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"topo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

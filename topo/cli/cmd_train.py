@@ -15,6 +15,10 @@ _RESUMABLE = ("epochs", "device")
 
 
 def add_parser(sub) -> None:
+    from ..nn.activations import ACTIVATIONS
+    from ..nn.backends import backend_names
+    from .factory import rule_help
+
     p = sub.add_parser(
         "train", help="train a sparse MLP on a dataset, evolving its topology, into a run directory",
         description="Train an MLP whose topology starts Erdős–Rényi and evolves by a rule after every epoch "
@@ -29,7 +33,7 @@ def add_parser(sub) -> None:
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
                                                     "(default 20 unless --density)")
     size.add_argument("--density", type=float, help="density of every layer, in (0, 1]")
-    p.add_argument("--rule", help="set, ctre-sim, ctre-seq, rigl, static, dense or PRUNE+GROW (default set)")
+    p.add_argument("--rule", help=rule_help())
     p.add_argument("--zeta", type=float, help="fraction of edges rewired per epoch, in [0, 1] "
                                               "(default: the rule's, 0.3 for SET)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10); with --resume, more extends the run")
@@ -39,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 2e-4)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
-    p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ... (default relu)")
+    p.add_argument("--activation", help=f"{', '.join(ACTIVATIONS.names())} (default relu)")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
     p.add_argument("--init", help="initial weights of the sparse layers (topo.nn.init; the dense MLP keeps "
@@ -48,7 +52,7 @@ def add_parser(sub) -> None:
                                   "fans, as SET's Keras and CTRE's code), normal:SIGMA")
     p.add_argument("--regrow-init", help="weights of regrown edges (default zeros, as SET's Keras code)")
     p.add_argument("--device", help="torch device (default cpu)")
-    p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
+    p.add_argument("--backend", help=f"sparse layer backend: {', '.join(backend_names())} (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -64,12 +68,12 @@ def add_parser(sub) -> None:
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
     from ..runs import files as _runs
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
     if not args.resume:
         if "dataset" not in given:
-            raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
+            raise ParameterError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
         s = {**DEFAULTS, **given}
         if s["epsilon"] is None and s["density"] is None:
             s["epsilon"] = 20.0
@@ -84,9 +88,9 @@ def _settings(args) -> dict:
         if key in _RESUMABLE:
             s[key] = value
         elif value != s.get(key) and not (key == "hidden" and _same_hidden(value, s.get(key))):
-            raise TopologyError(f"--{key.replace('_', '-')} {value!r} differs from the run's {s.get(key)!r} "
-                                f"in {str(path)!r}; a resumed run keeps its settings (only "
-                                f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
+            raise ParameterError(f"--{key.replace('_', '-')} {value!r} differs from the run's {s.get(key)!r} "
+                                 f"in {str(path)!r}; a resumed run keeps its settings (only "
+                                 f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
     return s
 
 
@@ -102,7 +106,7 @@ def _same_hidden(a, b) -> bool:
 def run(args) -> int:
     """``topo train``: one process, ``--nproc`` spawned ranks, or one rank of a torchrun job."""
     from .. import distributed as D
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     nproc = getattr(args, "nproc", None)
     backend = getattr(args, "dist_backend", "auto")
@@ -111,8 +115,8 @@ def run(args) -> int:
     if D.is_torchrun():
         world = D.env_world_size()
         if nproc not in (None, world):
-            raise TopologyError(f"--nproc {nproc} conflicts with torchrun's WORLD_SIZE={world}; under torchrun "
-                                f"leave --nproc out (torchrun's --nproc-per-node sets the processes)")
+            raise ParameterError(f"--nproc {nproc} conflicts with torchrun's WORLD_SIZE={world}; under torchrun "
+                                 f"leave --nproc out (torchrun's --nproc-per-node sets the processes)")
         if world > 1:
             return _as_rank(args, backend)
         return _train(args)
@@ -125,7 +129,7 @@ def run(args) -> int:
     backend = D.resolve_backend(backend, device)
     D.check_nproc(nproc, backend)
     if backend == "gloo" and str(device).startswith("cuda"):
-        raise TopologyError("--dist-backend gloo with a cuda --device is not supported; use nccl")
+        raise ParameterError("--dist-backend gloo with a cuda --device is not supported; use nccl")
     _prepare(args, s)
     options = {k: v for k, v in vars(args).items() if k not in ("func", "nproc")}
     codes = D.launch(nproc, _rank_main, options, backend=backend)
@@ -178,8 +182,8 @@ def _train(args) -> int:
 
     s = _settings(args)
     if isinstance(s["epochs"], int) and s["epochs"] < 1:
-        from ..errors import TopologyError
-        raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
+        from ..errors import ParameterError
+        raise ParameterError(f"--epochs must be a positive integer, got {s['epochs']}")
     hidden = parse_hidden(s["hidden"])
     rule = check_rule(s["rule"], s["zeta"])  # validates ζ and the rule name before any work
     from ..nn.init import check_init

@@ -13,12 +13,24 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopoError
 
-__all__ = ["RULES", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver"]
+__all__ = ["rule_names", "rule_help", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver"]
 
-#: Rule names ``topo train`` documents (besides any ``PRUNE+GROW`` combination).
-RULES = ("set", "ctre-sim", "ctre-seq", "rigl", "static", "dense")
+
+def rule_names() -> tuple[str, ...]:
+    """What ``topo train --rule`` takes besides ``PRUNE+GROW``: the rule registry's names and ``"dense"``."""
+    from .. import rules
+
+    return (*rules.names(), "dense")
+
+
+def rule_help() -> str:
+    """The ``--rule`` help, read off the rule registries (:mod:`topo.rules.registry`)."""
+    from .. import rules
+
+    return (f"{', '.join(rule_names())} (the dense torch baseline) or PRUNE+GROW with PRUNE in "
+            f"{', '.join(rules.PRUNE.names())} and GROW in {', '.join(rules.GROW.names())} (default set)")
 
 
 def parse_hidden(spec) -> list[int]:
@@ -31,15 +43,15 @@ def parse_hidden(spec) -> list[int]:
     """
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     if not items or items == [""]:
-        raise TopologyError(f"hidden layer sizes are empty ({spec!r}); give e.g. --hidden 1000,1000,1000")
+        raise ParameterError(f"hidden layer sizes are empty ({spec!r}); give e.g. --hidden 1000,1000,1000")
     out = []
     for s in items:
         try:
             n = int(s)
         except (TypeError, ValueError):
-            raise TopologyError(f"hidden layer size {s!r} in {spec!r} is not an integer") from None
+            raise ParameterError(f"hidden layer size {s!r} in {spec!r} is not an integer") from None
         if n <= 0 or (isinstance(s, float) and s != n):
-            raise TopologyError(f"hidden layer sizes must be positive integers, got {s!r} in {spec!r}")
+            raise ParameterError(f"hidden layer sizes must be positive integers, got {s!r} in {spec!r}")
         out.append(n)
     return out
 
@@ -54,8 +66,8 @@ def check_rule(name: str, zeta: float | None = None):
         return None
     try:
         return rules.from_name(name, zeta)
-    except TopologyError as err:
-        raise TopologyError(f"{err} (or 'dense' for the dense torch baseline)") from None
+    except TopoError as err:
+        raise type(err)(f"{err} (or 'dense' for the dense torch baseline)") from None
 
 
 def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0.0,
@@ -72,10 +84,10 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     >>> [type(m).__name__ for m in dense_mlp([4, 8, 2], dropout=0.1)]
     ['Linear', 'ReLU', 'Dropout', 'Linear']
     """
-    from ..nn.mlp import ACTIVATIONS
+    from ..nn.activations import ACTIVATIONS
 
-    if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
-        raise TopologyError(f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ParameterError(f"unknown activation {activation!r}; use one of {ACTIVATIONS.choices()}")
     if seed is None:
         return _dense_layers(sizes, activation, dropout)
     # nn.Linear initialises from the global RNG only; fork it (CPU state; no CUDA state is touched, the
@@ -86,13 +98,13 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
 
 
 def _dense_layers(sizes: Sequence[int], activation: str, dropout: float) -> nn.Sequential:
-    from ..nn.mlp import ACTIVATIONS
+    from ..nn.activations import make_activation
 
     mods: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if k < len(sizes) - 2:
-            mods += [ACTIVATIONS[activation.lower()](), nn.Dropout(dropout)]
+            mods += [make_activation(activation), nn.Dropout(dropout)]
     return nn.Sequential(*mods)
 
 
@@ -104,12 +116,12 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
     from ..nn import compile
 
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise TopologyError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
     if rule.strip().lower() == "dense":
         model = dense_mlp(sizes, activation, dropout, seed=seed)
         return model if device is None else model.to(device)
     if epsilon is None and density is None:
-        raise TopologyError("a sparse model needs epsilon or density")
+        raise ParameterError("a sparse model needs epsilon or density")
     topology = erdos_renyi(sizes, epsilon=epsilon, density=density, seed=seed)
     return compile(topology, activation=activation, dropout=dropout, backend=backend, device=device, seed=seed,
                    init=init, regrow_init=regrow_init)

@@ -7,7 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["collect_scores", "sample_batches"]
 
@@ -26,8 +26,8 @@ def sample_batches(data, max_samples: int, generator: torch.Generator) -> Iterat
     if isinstance(data, tuple) and 1 <= len(data) <= 2 and all(isinstance(t, torch.Tensor) for t in data):
         n = data[0].shape[0] if data[0].dim() else 0
         if n == 0 or any(t.dim() == 0 or t.shape[0] != n for t in data):
-            raise TopologyError(f"data tensors must share a non-empty first dimension, got shapes "
-                                f"{[tuple(t.shape) for t in data]}")
+            raise ParameterError(f"data tensors must share a non-empty first dimension, got shapes "
+                                 f"{[tuple(t.shape) for t in data]}")
         idx = torch.randperm(n, generator=generator)[:max_samples] if n > max_samples else torch.arange(n)
         for chunk in idx.split(_CHUNK):
             ch = chunk.to(data[0].device)
@@ -36,13 +36,13 @@ def sample_batches(data, max_samples: int, generator: torch.Generator) -> Iterat
     try:
         batches = iter(data)
     except TypeError:
-        raise TopologyError(f"data must be a tensor, an (inputs, targets) tuple or an iterable of batches, "
-                            f"got {type(data).__name__}") from None
+        raise ParameterTypeError(f"data must be a tensor, an (inputs, targets) tuple or an iterable of batches, "
+                                 f"got {type(data).__name__}") from None
     left = max_samples
     for batch in batches:
         x, y = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (tuple, list)) else (batch, None)
         if not isinstance(x, torch.Tensor):
-            raise TopologyError(f"a batch must hold tensors, got {type(x).__name__}")
+            raise ParameterTypeError(f"a batch must hold tensors, got {type(x).__name__}")
         x, y = x[:left], (y[:left] if isinstance(y, torch.Tensor) else y)
         left -= x.shape[0]
         yield x, y
@@ -114,13 +114,13 @@ def collect_scores(model: nn.Module, layers: list, data, needs: set, *, max_samp
                     model(x)
             else:
                 if not isinstance(y, torch.Tensor):
-                    raise TopologyError("gradient scores need targets: pass data as (inputs, targets) "
-                                        "or batches of (x, y)")
+                    raise ParameterError("gradient scores need targets: pass data as (inputs, targets) "
+                                         "or batches of (x, y)")
                 with torch.enable_grad():
                     out = model(x)
                     missing = [k for k in range(n) if live[k] is None]
                     if missing:
-                        raise TopologyError(f"sparse layers {missing} were not used by the model's forward")
+                        raise ParameterError(f"sparse layers {missing} were not used by the model's forward")
                     dys = torch.autograd.grad(loss_fn(out, y.to(out.device)), live, allow_unused=True)
                 for k, (layer, dy) in enumerate(zip(layers, dys)):
                     grads[k].append(torch.zeros_like(live[k]).reshape(-1, layer.out_features) if dy is None
@@ -130,10 +130,10 @@ def collect_scores(model: nn.Module, layers: list, data, needs: set, *, max_samp
             h.remove()
         model.train(was_training)
     if not inputs[0]:
-        raise TopologyError("data yielded no samples")
+        raise ParameterError("data yielded no samples")
     missing = [k for k in range(n) if not inputs[k]]
     if missing:
-        raise TopologyError(f"sparse layers {missing} were not used by the model's forward")
+        raise ParameterError(f"sparse layers {missing} were not used by the model's forward")
     pre = [torch.cat(parts) for parts in inputs]
     result: list[dict] = [{} for _ in range(n)]
     if want_act:

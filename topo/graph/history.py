@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from .layer import LayerGraph
 from .serialize import (check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
                         topology_keys, write_npz)
@@ -71,7 +71,7 @@ class History:
 
     def __init__(self, initial: Topology, meta: dict | None = None) -> None:
         if not isinstance(initial, Topology):
-            raise TopologyError(f"initial must be a Topology, got {type(initial).__name__}")
+            raise ParameterTypeError(f"initial must be a Topology, got {type(initial).__name__}")
         self.initial = initial.copy()
         self.meta = dict(meta or {})
         self._steps: list[_Step] = []
@@ -83,13 +83,13 @@ class History:
         """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it."""
         epoch = float(epoch)
         if not math.isfinite(epoch) or epoch <= self.epochs[-1]:
-            raise TopologyError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
+            raise ParameterError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
         changes = list(changes)
         if len(changes) != len(self.initial):
             raise TopologyError(f"got changes for {len(changes)} layers, the topology has {len(self.initial)}")
         for k, c in enumerate(changes):
             if not isinstance(c, LayerChange):
-                raise TopologyError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
+                raise ParameterTypeError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
         # Own copies: callers pass live tensors (a layer's weight Parameter, reused buffers) that
         # training keeps updating in place, which would rewrite this record after the fact.
         changes = [LayerChange(c.births.clone(), c.deaths.clone(), float(c.seconds)) for c in changes]
@@ -169,7 +169,7 @@ class History:
         for i, s in enumerate(self._steps):
             if s.epoch == float(epoch):
                 return i
-        raise TopologyError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
+        raise ParameterError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
 
     def _span(self) -> str:
         e = self.epochs
@@ -184,11 +184,11 @@ class History:
             try:
                 epoch = float(epoch)
             except ValueError:
-                raise TopologyError(f"epoch {epoch!r} is neither a number nor 'last'") from None
+                raise ParameterError(f"epoch {epoch!r} is neither a number nor 'last'") from None
         if epoch < 0 and -len(e) <= epoch and float(epoch).is_integer():
             return e[int(epoch)]
         if float(epoch) not in e:
-            raise TopologyError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
+            raise ParameterError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
         return float(epoch)
 
     def __iter__(self) -> Iterator[tuple[float, Topology]]:
@@ -254,7 +254,7 @@ class History:
         An edge that dies and is reborn has one row per life.
         """
         if not 0 <= layer < self.num_layers:
-            raise TopologyError(f"layer {layer} out of range [0, {self.num_layers})")
+            raise ParameterError(f"layer {layer} out of range [0, {self.num_layers})")
         g0 = self.initial[layer]
         n_in = g0.n_in
         keys, times, kinds = [g0.keys()], [torch.zeros(g0.num_edges, dtype=torch.float64)], \
@@ -333,7 +333,7 @@ class History:
                     w = data[f"layer{k}.weights"][wp[i]:wp[i + 1]]
                     weights.append(torch.from_numpy(w.copy()) if has_w[i] and w.size else None)
                 h.record(float(epoch), changes, weights if has_w[i] else None)
-        except TopologyError as err:
+        except TopoError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise TopologyFormatError(f"{str(path)!r} is missing or has malformed history data ({err})") from None

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 
 __all__ = ["LayerGraph"]
 
@@ -150,7 +150,7 @@ class LayerGraph:
         per edge, so strength equals degree.
         """
         if direction not in ("in", "out"):
-            raise TopologyError(f"direction must be 'in' or 'out', got {direction!r}")
+            raise ParameterError(f"direction must be 'in' or 'out', got {direction!r}")
         w = self.weight.detach().abs().to(torch.float64) if self.weight is not None else None
         if direction == "in":
             return torch.bincount(self.dst, weights=w, minlength=self.n_out).to(torch.float64)
@@ -217,7 +217,7 @@ class LayerGraph:
 def _check_size(n, name: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) and not (
             isinstance(n, float) and math.isfinite(n) and n == int(n)):
-        raise TopologyError(f"{name} must be a positive integer, got {n!r}")
+        raise ParameterTypeError(f"{name} must be a positive integer, got {n!r}")
     if int(n) <= 0:
-        raise TopologyError(f"{name} must be a positive integer, got {n!r}")
+        raise ParameterError(f"{name} must be a positive integer, got {n!r}")
     return int(n)

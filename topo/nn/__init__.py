@@ -7,8 +7,9 @@ carries optimizer state across a rewire.
 """
 
 from .allocator import tune_cpu_allocator
-from .backends import (BACKENDS, BackendUnavailableError, choose_backend, resolve_backend,
-                       torch_sparse_available)
+from .activations import ACTIVATIONS, make_activation, register_activation
+from .backends import (BACKENDS, Backend, BackendMemory, BackendUnavailableError, backend_names, choose_backend,
+                       get_backend, register_backend, resolve_backend, torch_sparse_available)
 from .dropout import Dropout
 from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import init_values
@@ -19,4 +20,5 @@ from .optim import remap_optimizer_state
 __all__ = ["SparseLinear", "SparseMLP", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
            "BackendUnavailableError", "choose_backend", "resolve_backend", "torch_sparse_available",
            "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "init_values",
-           "tune_cpu_allocator"]
+           "tune_cpu_allocator", "Backend", "BackendMemory", "register_backend", "get_backend", "backend_names",
+           "ACTIVATIONS", "register_activation", "make_activation"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
-from .backends import check_backend, resolve_backend
-from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
+from .backends import check_backend, get_backend, resolve_backend
+from .functional import CsrStructure
 from .init import bias_bound, check_init, init_values
 
 __all__ = ["SparseLinear"]
@@ -73,14 +73,14 @@ class SparseLinear(nn.Module):
         init = check_init(init)
         dtype = dtype or torch.get_default_dtype()
         if not dtype.is_floating_point:
-            raise TopologyError(f"dtype must be a floating dtype, got {dtype}")
+            raise ParameterError(f"dtype must be a floating dtype, got {dtype}")
         gen = make_generator(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
         if layer is not None:
             if epsilon is not None or density is not None:
-                raise TopologyError("give either layer= or epsilon=/density=, not both")
+                raise ParameterError("give either layer= or epsilon=/density=, not both")
             _check_graph(layer, n_in, n_out)
         elif epsilon is None and density is None:
-            raise TopologyError("SparseLinear needs its edges: pass layer=, epsilon= or density=")
+            raise ParameterError("SparseLinear needs its edges: pass layer=, epsilon= or density=")
         else:
             from ..graph.generators import erdos_renyi
             layer = erdos_renyi([n_in, n_out], epsilon=epsilon, density=density, seed=gen).layers[0]
@@ -103,7 +103,7 @@ class SparseLinear(nn.Module):
     def from_layer_graph(cls, layer: LayerGraph, bias: bool = True, **kwargs) -> "SparseLinear":
         """A layer with the edges (and weights, if any) of ``layer``."""
         if not isinstance(layer, LayerGraph):
-            raise TopologyError(f"expected a LayerGraph, got {type(layer).__name__}")
+            raise ParameterTypeError(f"expected a LayerGraph, got {type(layer).__name__}")
         return cls(layer.n_in, layer.n_out, bias, layer=layer, **kwargs)
 
     # -- structure -----------------------------------------------------------------------
@@ -181,13 +181,8 @@ class SparseLinear(nn.Module):
             y = x2.new_zeros(x2.shape[0], self.out_features)
             if self.bias is not None:
                 y = y + self.bias
-        elif backend == "dense":
-            y = dense_linear(x2, w, self.bias, self.edge_index[0], self.edge_index[1],
-                             self.in_features, self.out_features)
-        elif backend == "csr":
-            y = csr_linear(x2, w, self.bias, self.csr_structure())
         else:
-            y = torch_sparse_linear(x2, w, self.bias, self.csr_structure())
+            y = get_backend(backend).forward(self, x2)  # topo.nn.backends.BACKENDS
         return y if x.dim() == 2 else y.reshape(*lead, self.out_features)
 
     # -- rewiring ------------------------------------------------------------------------
@@ -220,7 +215,7 @@ class SparseLinear(nn.Module):
         """
         _check_graph(new_graph, self.in_features, self.out_features)
         if keep not in ("matching", "graph"):
-            raise TopologyError(f"keep must be 'matching' or 'graph', got {keep!r}")
+            raise ParameterError(f"keep must be 'matching' or 'graph', got {keep!r}")
         init = check_init(init)
         if generator is not None and not isinstance(generator, torch.Generator):
             generator = make_generator(generator)
@@ -233,7 +228,7 @@ class SparseLinear(nn.Module):
         e_new = new_graph.num_edges
         if keep == "graph":
             if new_graph.weight is None:
-                raise TopologyError("keep='graph' needs a weighted new_graph (its weight is None)")
+                raise ParameterError("keep='graph' needs a weighted new_graph (its weight is None)")
             values = new_graph.weight.detach().to(dtype=w.dtype, device=w.device, copy=True)
         else:
             values = init_values(e_new, self.in_features, self.out_features, e_new, init, generator,
@@ -288,7 +283,7 @@ class SparseLinear(nn.Module):
 
 def _check_graph(g, n_in: int, n_out: int) -> None:
     if not isinstance(g, LayerGraph):
-        raise TopologyError(f"expected a LayerGraph, got {type(g).__name__}")
+        raise ParameterTypeError(f"expected a LayerGraph, got {type(g).__name__}")
     if (g.n_in, g.n_out) != (n_in, n_out):
         raise TopologyError(f"layer graph is {g.n_in}->{g.n_out} but the module is {n_in}->{n_out}")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.layer import LayerGraph
 from .base import RuleContext, RuleResult, check_zeta
 from .grow import CosineGrow, GradientGrow, GrowCriterion, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
-from .scores import MODES, in_sorted
+from .scores import in_sorted
 
-__all__ = ["Rule", "Static", "SET", "CTRE", "RigL", "from_name", "RULE_NAMES"]
+__all__ = ["Rule", "Static", "SET", "CTRE", "RigL"]
 
 _EMPTY = torch.empty(2, 0, dtype=torch.int64)
 
@@ -39,7 +39,7 @@ class Rule:
     grow : GrowCriterion
         E.g. ``RandomGrow()``, ``CosineGrow()``, ``GradientGrow()``.
     name : str, optional
-        Defaults to ``"<prune>+<grow>"``, the form :func:`from_name` parses.
+        Defaults to ``"<prune>+<grow>"``, the form :func:`~topo.rules.from_name` parses.
 
     Examples
     --------
@@ -57,9 +57,9 @@ class Rule:
 
     def __init__(self, prune: PruneCriterion, grow: GrowCriterion, name: str | None = None) -> None:
         if not callable(prune) or not hasattr(prune, "zeta"):
-            raise TopologyError(f"prune must be a prune criterion (e.g. MagnitudePrune(0.3)), got {prune!r}")
+            raise ParameterTypeError(f"prune must be a prune criterion (e.g. MagnitudePrune(0.3)), got {prune!r}")
         if not callable(grow):
-            raise TopologyError(f"grow must be a grow criterion (e.g. RandomGrow()), got {grow!r}")
+            raise ParameterTypeError(f"grow must be a grow criterion (e.g. RandomGrow()), got {grow!r}")
         self.prune, self.grow = prune, grow
         self.name = name or f"{_part_name(prune)}+{_part_name(grow)}"
 
@@ -75,7 +75,7 @@ class Rule:
     def __call__(self, graph: LayerGraph, context=None, zeta: float | None = None) -> RuleResult:
         """Rewire one layer; ``context`` is a :class:`RuleContext`, a seed, a generator or ``None``."""
         if not isinstance(graph, LayerGraph):
-            raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
+            raise ParameterTypeError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         context = RuleContext.coerce(context)
         zeta = self.zeta if zeta is None else check_zeta(zeta)
         n_in, space, n_edges = graph.n_in, graph.n_in * graph.n_out, graph.num_edges
@@ -156,7 +156,7 @@ class Static(Rule):
 
     def __call__(self, graph, context=None, zeta=None) -> RuleResult:
         if not isinstance(graph, LayerGraph):
-            raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
+            raise ParameterTypeError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
 
     def observe(self, metrics):
@@ -202,7 +202,7 @@ class CTRE(Rule):
         elif variant == "seq":
             grow = SequentialGrow(CosineGrow(mode, pool_factor), RandomGrow(), patience=patience, monitor=monitor)
         else:
-            raise TopologyError(f"CTRE variant must be 'sim' or 'seq', got {variant!r}")
+            raise ParameterError(f"CTRE variant must be 'sim' or 'seq', got {variant!r}")
         super().__init__(MagnitudePrune(zeta, per_sign=True), grow, name=f"ctre-{variant}")
         self.variant = variant
 
@@ -221,51 +221,3 @@ class RigL(Rule):
 
     def __repr__(self) -> str:
         return f"RigL(zeta={self.zeta})"
-
-
-_PRUNE = {"magnitude": lambda z: MagnitudePrune(z, per_sign=True),
-          "magnitude-global": lambda z: MagnitudePrune(z, per_sign=False),
-          "cosine": CosinePrune, "random": RandomPrune}
-_GROW = {"random": lambda mode, pool: RandomGrow(), "cosine": CosineGrow, "gradient": GradientGrow}
-
-#: Names :func:`from_name` knows besides ``"PRUNE+GROW"`` combinations.
-RULE_NAMES = ("set", "ctre-sim", "ctre-seq", "rigl", "static")
-
-
-def from_name(name: str, zeta: float | None = None, *, mode: str = "exact", pool_factor: float = 10.0,
-              patience: int = 40) -> Rule:
-    """The rule called ``name``.
-
-    ``name`` is one of ``"set"``, ``"ctre-sim"``, ``"ctre-seq"``, ``"rigl"``,
-    ``"static"``, or ``"PRUNE+GROW"`` with PRUNE in ``magnitude`` (per sign),
-    ``magnitude-global``, ``cosine``, ``random`` and GROW in ``random``,
-    ``cosine``, ``gradient``. ``zeta`` defaults to the rule's own (0.2 for
-    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx-uniform"``, ``"approx"``)
-    and ``pool_factor`` apply to cosine and gradient growth, ``patience`` to CTRE-seq.
-
-    Examples
-    --------
-    >>> from_name("set")
-    SET(zeta=0.3)
-    >>> from_name("cosine+random", 0.2)
-    Rule(prune=CosinePrune(zeta=0.2), grow=RandomGrow())
-    """
-    if not isinstance(name, str):
-        raise TopologyError(f"rule name must be a string, got {name!r}")
-    if mode not in MODES:
-        raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
-    key = name.strip().lower()
-    z = {} if zeta is None else {"zeta": zeta}
-    if key == "set":
-        return SET(**z)
-    if key in ("ctre-sim", "ctre-seq"):
-        return CTRE(**z, variant=key[5:], patience=patience, mode=mode, pool_factor=pool_factor)
-    if key == "rigl":
-        return RigL(**z, mode=mode, pool_factor=pool_factor)
-    if key == "static":
-        return Static()
-    prune, _, grow = key.partition("+")
-    if prune in _PRUNE and grow in _GROW:
-        return Rule(_PRUNE[prune](0.3 if zeta is None else zeta), _GROW[grow](mode, pool_factor))
-    combos = f"PRUNE+GROW with PRUNE in {sorted(_PRUNE)} and GROW in {sorted(_GROW)}"
-    raise TopologyError(f"unknown rule {name!r}: expected one of {list(RULE_NAMES)} or {combos}")

@@ -8,7 +8,7 @@ import os
 import torch
 from torch import nn
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterError, ParameterTypeError, TopologyFormatError
 from ..graph import History
 
 __all__ = ["OPTIMIZERS", "check_settings", "make_optimizer", "as_xy", "num_edges", "model_topology",
@@ -20,37 +20,37 @@ OPTIMIZERS = ("sgd", "adam")
 def check_settings(t) -> None:
     """Raise a :class:`TopologyError` naming the first bad setting of trainer ``t``."""
     if not isinstance(t.model, nn.Module):
-        raise TopologyError(f"model must be a torch nn.Module, got {type(t.model).__name__}")
+        raise ParameterTypeError(f"model must be a torch nn.Module, got {type(t.model).__name__}")
     opt = t.optimizer
     if isinstance(opt, str) and opt not in OPTIMIZERS:
-        raise TopologyError(f"unknown optimizer {opt!r}; use one of {OPTIMIZERS}, a torch optimizer or a factory")
+        raise ParameterError(f"unknown optimizer {opt!r}; use one of {OPTIMIZERS}, a torch optimizer or a factory")
     if not isinstance(opt, (str, torch.optim.Optimizer)) and not callable(opt):
-        raise TopologyError(f"optimizer must be a name, a torch optimizer or a callable, got {opt!r}")
+        raise ParameterTypeError(f"optimizer must be a name, a torch optimizer or a callable, got {opt!r}")
     for name in ("epochs", "batch_size"):
         v = getattr(t, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "epochs" else 1):
-            raise TopologyError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
-                                f"integer, got {v!r}")
+            raise ParameterError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
+                                 f"integer, got {v!r}")
     for name in ("lr", "momentum", "weight_decay"):
         v = getattr(t, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                 or (name == "lr" and v == 0):
-            raise TopologyError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "
-                                f"finite number, got {v!r}")
+            raise ParameterError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "
+                                 f"finite number, got {v!r}")
     if t.seed is not None and (isinstance(t.seed, bool) or not isinstance(t.seed, int)):
-        raise TopologyError(f"seed must be an int or None, got {t.seed!r}")
+        raise ParameterTypeError(f"seed must be an int or None, got {t.seed!r}")
     try:
         device = torch.device(t.device)
     except (RuntimeError, TypeError) as err:
-        raise TopologyError(f"invalid device {t.device!r}: {err}") from None
+        raise ParameterError(f"invalid device {t.device!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TopologyError(f"device {t.device!r} asked for, but CUDA is not available here")
+        raise ParameterError(f"device {t.device!r} asked for, but CUDA is not available here")
     if t.resume and t.out_dir is None:
-        raise TopologyError("resume=True needs out_dir (the run directory to resume)")
+        raise ParameterError("resume=True needs out_dir (the run directory to resume)")
     if t.evolver is not None and not callable(getattr(t.evolver, "step", None)):
-        raise TopologyError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
+        raise ParameterTypeError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
     if t.loss is not None and not callable(t.loss):
-        raise TopologyError(f"loss must be a callable loss(logits, y), got {t.loss!r}")
+        raise ParameterTypeError(f"loss must be a callable loss(logits, y), got {t.loss!r}")
 
 
 def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float):
@@ -64,7 +64,7 @@ def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_de
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     made = spec(params)
     if not isinstance(made, torch.optim.Optimizer):
-        raise TopologyError(f"optimizer factory returned {type(made).__name__}, not a torch optimizer")
+        raise ParameterTypeError(f"optimizer factory returned {type(made).__name__}, not a torch optimizer")
     return made
 
 
@@ -73,14 +73,14 @@ def as_xy(data, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Te
     try:
         X, y = data
     except (TypeError, ValueError):
-        raise TopologyError(f"{name} must be a pair (X, y), got {type(data).__name__}") from None
+        raise ParameterTypeError(f"{name} must be a pair (X, y), got {type(data).__name__}") from None
     X, y = torch.as_tensor(X), torch.as_tensor(y)
     if X.dim() != 2 or not X.is_floating_point():
-        raise TopologyError(f"{name} X must be a 2-D float array [n, features], got {X.dtype} {tuple(X.shape)}")
+        raise ParameterError(f"{name} X must be a 2-D float array [n, features], got {X.dtype} {tuple(X.shape)}")
     if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise TopologyError(f"{name} y must be a 1-D integer label array, got {y.dtype} {tuple(y.shape)}")
+        raise ParameterError(f"{name} y must be a 1-D integer label array, got {y.dtype} {tuple(y.shape)}")
     if X.shape[0] != y.shape[0] or X.shape[0] == 0:
-        raise TopologyError(f"{name} has {X.shape[0]} rows in X and {y.shape[0]} labels; need equal and > 0")
+        raise ParameterError(f"{name} has {X.shape[0]} rows in X and {y.shape[0]} labels; need equal and > 0")
     return X.to(device), y.to(device=device, dtype=torch.int64)
 
 
