@@ -3,7 +3,8 @@
 :class:`SparseLinear` holds one value per edge and runs CSR products inside
 autograd (MKL on CPU, cuSPARSE on CUDA); :func:`compile` turns a
 :class:`~topo.Topology` into a :class:`SparseMLP`; :func:`remap_optimizer_state`
-carries optimizer state across a rewire.
+carries optimizer state across a rewire. :class:`SparseRBM` is a truly sparse RBM
+(:mod:`topo.nn.ais` for its likelihood).
 """
 
 from .allocator import tune_cpu_allocator
@@ -16,8 +17,10 @@ from .init import init_values
 from .linear import SparseLinear
 from .mlp import SparseMLP, compile
 from .optim import remap_optimizer_state
+from .rbm import SparseRBM
+from . import ais  # noqa: E402  (after SparseRBM, which it reads)
 
-__all__ = ["SparseLinear", "SparseMLP", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
+__all__ = ["SparseLinear", "SparseMLP", "SparseRBM", "ais", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
            "BackendUnavailableError", "choose_backend", "resolve_backend", "torch_sparse_available",
            "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "init_values",
            "tune_cpu_allocator", "Backend", "BackendMemory", "register_backend", "get_backend", "backend_names",
