@@ -31,10 +31,10 @@ def _model():
 
 
 PARAMETER_ERRORS = {
-    "lr must be positive": lambda: topo.Trainer(_model(), lr=-1.0),
+    "lr must be positive": lambda: topo.Trainer(_model(), lr=-1.0).fit((torch.randn(4, 6), torch.tensor([0, 1, 2, 0]))),
     "zeta out of [0, 1]": lambda: topo.rules.SET(zeta=1.5),
     "unknown rule": lambda: topo.rules.from_name("no-such-rule"),
-    "unknown activation": lambda: topo.compile(topo.erdos_renyi([4, 3], density=0.5, seed=0), activation="nope"),
+    "unknown activation": lambda: topo.compile(topo.erdos_renyi([4, 3, 2], density=0.5, seed=0), activation="no"),
     "unknown backend": lambda: topo.nn.SparseLinear(4, 3, density=0.5, backend="fortran"),
     "epsilon and density both": lambda: topo.erdos_renyi([4, 3], epsilon=1, density=0.5),
     "density above 1": lambda: topo.erdos_renyi([4, 3], density=1.5),

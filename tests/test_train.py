@@ -13,7 +13,7 @@ import torch
 import topo
 from topo.train import checkpoint as _checkpoint
 from topo.cli.factory import build_evolver, build_model, dense_mlp
-from topo.errors import TopologyError, TopologyFormatError
+from topo.errors import TopoError, TopologyError, TopologyFormatError
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges", "train_seconds",
            "evolve_seconds"]
@@ -273,7 +273,7 @@ def test_bad_settings(data, change, match):
     t = make(epochs=1)
     for k, v in change.items():
         setattr(t, k, v)
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         t.fit(*data)
 
 
@@ -283,7 +283,7 @@ def test_bad_settings(data, change, match):
     ((torch.rand(10, 12), torch.zeros(9, dtype=torch.long)), "10 rows"),
 ])
 def test_bad_data(train, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         make(epochs=1).fit(train)
 
 
