@@ -179,7 +179,7 @@ def test_trainer_data_parallel_resume_and_agreement_with_one_process(tmp_path):
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["nproc"] == 2 and config["dist_backend"] == "gloo"
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
-        ["config.json", "metrics.csv", "topology.npz", "history.npz", "checkpoint.pt"])
+        ["config.json", "metrics.csv", "topology.npz", "history.npz", "checkpoint.pt", "manifest.json", ".lock"])
     assert topo.History.load(tmp_path / "a" / "history.npz").epochs == [0.0, 1.0, 2.0]
     # Without dropout two ranks take the same steps as one process on the whole batch.
     threads = torch.get_num_threads()

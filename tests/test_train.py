@@ -2,6 +2,7 @@
 crash safety, same seed → same run, bad input."""
 
 import copy
+import hashlib
 import json
 import math
 
@@ -139,8 +140,16 @@ def test_adam_and_no_test_data(data):
 def test_run_directory_files_parse(data, tmp_path):
     out = tmp_path / "run"
     t = make("set", epochs=3, out=out).fit(*data)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "history.npz",
-                                                     "metrics.csv", "topology.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.npz",
+                                                     "manifest.json", "metrics.csv", "topology.npz"]
+    # The manifest lists every file with its real sha256; the lock is released (its record cleared).
+    listed = json.loads((out / "manifest.json").read_text())
+    assert "pending" not in listed and sorted(listed["files"]) == ["checkpoint.pt", "config.json", "history.npz",
+                                                                   "metrics.csv", "topology.npz"]
+    for name, entry in listed["files"].items():
+        data_ = (out / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data_).hexdigest(), "bytes": len(data_)}, name
+    assert (out / ".lock").read_bytes() == b""
     m = pd.read_csv(out / "metrics.csv")
     assert list(m.columns) == COLUMNS and m.epoch.tolist() == [1, 2, 3]
     np.testing.assert_allclose(m.drop(columns=TIMINGS), t.metrics_.drop(columns=TIMINGS), rtol=1e-9)
@@ -204,6 +213,7 @@ def test_crash_while_writing_the_checkpoint_leaves_the_previous_one(data, tmp_pa
     out = tmp_path / "run"
     make(epochs=2, out=out).fit(*data)
     before = (out / "checkpoint.pt").read_bytes()
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def dying_save(obj, f):
         f.write(b"PK\x03\x04 half a zip")
@@ -215,8 +225,10 @@ def test_crash_while_writing_the_checkpoint_leaves_the_previous_one(data, tmp_pa
     monkeypatch.undo()
     assert (out / "checkpoint.pt").read_bytes() == before
     assert _checkpoint.load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
-    # history.npz went one step ahead of the checkpoint; resume cuts it back and goes on.
-    assert topo.History.load(out / "history.npz").epochs == [0.0, 1.0, 2.0]
+    # An epoch's files are one commit of the run directory: the failed write changed none of them
+    # (config.json included), and no temporary file is left.
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert topo.History.load(out / "history.npz").epochs == [0.0, 1.0]
     resumed = make(epochs=3, out=out, resume=True).fit(*data)
     assert_same_run(make(epochs=3).fit(*data), resumed)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 #: Defaults of a new run; ``None`` in the parser means "not given", so --resume can tell
 #: an explicit setting from a default.
 DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule": "set", "zeta": None,
@@ -22,8 +20,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a sparse MLP on a dataset, evolving its topology, into a run directory",
         description="Train an MLP whose topology starts Erdős–Rényi and evolves by a rule after every epoch "
-                    "but the last. Writes DIR/config.json, metrics.csv, topology.npz, history.npz and "
-                    "checkpoint.pt (every epoch); --resume continues a run bit-identically.")
+                    "but the last. Writes the run directory DIR (topo.runs.RunDir: " + ", ".join(_run_files()) +
+                    ", every epoch, verified by the sha256s of its manifest; one process at a time holds its "
+                    "lock); --resume continues a run bit-identically.")
     p.add_argument("--dataset", help="digits, mnist, fashion-mnist, coil20, synthetic[:k=v,...], mat:PATH")
     p.add_argument("--standardize", action="store_true", default=None,
                    help="z-score every feature with the training split's mean and std (SET's reference "
@@ -43,7 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 2e-4)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
-    p.add_argument("--activation", help=f"{', '.join(ACTIVATIONS.names())} (default relu)")
+    p.add_argument("--activation", help=f"{', '.join(ACTIVATIONS.names())}; allrelu[:ALPHA] is SET's alternating "
+                                        "leaky ReLU (Curci et al. 2021; α 0.6 by default) (default relu)")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
     p.add_argument("--init", help="initial weights of the sparse layers (topo.nn.init; the dense MLP keeps "
@@ -65,9 +65,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _run_files() -> tuple:
+    from ..runs import RunDir
+
+    return (RunDir.CONFIG, RunDir.METRICS, RunDir.TOPOLOGY, RunDir.HISTORY, RunDir.CHECKPOINT)
+
+
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
-    from ..runs import files as _runs
+    from ..runs import RunDir
     from ..errors import ParameterError
 
     given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
@@ -78,12 +84,13 @@ def _settings(args) -> dict:
         if s["epsilon"] is None and s["density"] is None:
             s["epsilon"] = 20.0
         return s
-    _runs.check_run_dir(args.out, resume=True)
-    path = Path(args.out) / _runs.CONFIG
+    run = RunDir(args.out).check(resume=True)
+    path = run / RunDir.CONFIG
     if not path.is_file():
-        raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {_runs.CONFIG}")
-    saved = _runs.read_json(path)
+        raise FileNotFoundError(f"cannot resume {args.out!r}: it has no {RunDir.CONFIG}")
+    saved = run.read_config()
     s = {k: saved.get(k, v) for k, v in {**DEFAULTS, "dataset": None}.items()}
+    _check_saved(s, path)
     for key, value in given.items():
         if key in _RESUMABLE:
             s[key] = value
@@ -92,6 +99,27 @@ def _settings(args) -> dict:
                                  f"in {str(path)!r}; a resumed run keeps its settings (only "
                                  f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
     return s
+
+
+def _check_saved(s: dict, path) -> None:
+    """A resumed run's settings from config.json must have the types a new run's have."""
+    from ..runs import RunFileError
+
+    for key, value in s.items():
+        default = DEFAULTS.get(key, "")
+        if key in ("epsilon", "density", "zeta"):
+            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            want = "a number or null"
+        elif isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                (isinstance(value, int) or not isinstance(default, int))
+            want = "an integer" if isinstance(default, int) else "a number"
+        else:
+            ok, want = isinstance(value, str), "a string"
+        if not ok:
+            raise RunFileError(f"cannot resume: {str(path)!r} has {key!r}: {value!r}, expected {want}", str(path))
 
 
 def _same_hidden(a, b) -> bool:
@@ -139,10 +167,10 @@ def run(args) -> int:
 def _prepare(args, s) -> None:
     """What must happen once before the ranks start: the run directory check and dataset downloads."""
     from .. import datasets
-    from ..runs import files as _runs
+    from ..runs import RunDir
 
     if not args.resume:
-        _runs.check_run_dir(args.out, resume=False)
+        RunDir(args.out).check(resume=False)
     datasets.info(s["dataset"])
     for split in ("train", "test"):
         datasets.load(s["dataset"], split)  # fetches and caches once, not once per rank
@@ -163,10 +191,10 @@ def _as_rank(args, backend: str) -> int:
     info = D.init_distributed(backend, device=device)
     try:
         if not args.resume:
-            from ..runs import files as _runs
+            from ..runs import RunDir
 
             # Rank 0 alone creates the directory; the others must not see a run there yet.
-            D.agree(_runs.check_run_dir, args.out, False, what="checking the run directory", ranks="main")
+            D.agree(RunDir(args.out).check, False, what="checking the run directory", ranks="main")
         return _train(args)
     finally:
         D.shutdown()
@@ -176,7 +204,7 @@ def _train(args) -> int:
     import torch
 
     from .. import datasets
-    from ..runs import files as _runs
+    from ..runs import RunDir
     from .factory import build_evolver, build_model, check_rule, parse_hidden
     from ..train import Trainer
 
@@ -192,7 +220,7 @@ def _train(args) -> int:
     info = datasets.info(s["dataset"])
     main = _is_main()
     if not args.resume and main:
-        _runs.check_run_dir(args.out, resume=False)  # fail before loading data (the Trainer checks again)
+        RunDir(args.out).check(resume=False)  # fail before loading data (the Trainer checks again, locked)
     train, test = datasets.load(s["dataset"], "train"), datasets.load(s["dataset"], "test")
     if s["standardize"]:
         xs = datasets.standardize(train[0], test[0])

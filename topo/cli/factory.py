@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ParameterError, TopoError
+from ..errors import ParameterError, ParameterTypeError, TopoError
 
 __all__ = ["rule_names", "rule_help", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver"]
 
@@ -84,10 +84,11 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     >>> [type(m).__name__ for m in dense_mlp([4, 8, 2], dropout=0.1)]
     ['Linear', 'ReLU', 'Dropout', 'Linear']
     """
-    from ..nn.activations import ACTIVATIONS
+    from ..nn.mlp import _activation
 
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ParameterError(f"unknown activation {activation!r}; use one of {ACTIVATIONS.choices()}")
+    if not isinstance(activation, str):
+        raise ParameterTypeError(f"activation must be a name, got {activation!r}")
+    _activation(activation)  # an unknown name fails before any weight is drawn
     if seed is None:
         return _dense_layers(sizes, activation, dropout)
     # nn.Linear initialises from the global RNG only; fork it (CPU state; no CUDA state is touched, the
@@ -104,7 +105,7 @@ def _dense_layers(sizes: Sequence[int], activation: str, dropout: float) -> nn.S
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if k < len(sizes) - 2:
-            mods += [make_activation(activation), nn.Dropout(dropout)]
+            mods += [make_activation(activation, position=k), nn.Dropout(dropout)]
     return nn.Sequential(*mods)
 
 

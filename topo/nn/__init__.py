@@ -4,11 +4,13 @@
 autograd (MKL on CPU, cuSPARSE on CUDA); :func:`compile` turns a
 :class:`~topo.Topology` into a :class:`SparseMLP`; :func:`remap_optimizer_state`
 carries optimizer state across a rewire. :class:`SparseRBM` is a truly sparse RBM
-(:mod:`topo.nn.ais` for its likelihood).
+(:mod:`topo.nn.ais` for its likelihood), :class:`SparseDAE` a sparse denoising autoencoder.
 """
 
+from . import ais
 from .allocator import tune_cpu_allocator
 from .activations import ACTIVATIONS, make_activation, register_activation
+from .autoencoder import SparseDAE
 from .backends import (BACKENDS, Backend, BackendMemory, BackendUnavailableError, backend_names, choose_backend,
                        get_backend, register_backend, resolve_backend, torch_sparse_available)
 from .dropout import Dropout
@@ -18,10 +20,9 @@ from .linear import SparseLinear
 from .mlp import SparseMLP, compile
 from .optim import remap_optimizer_state
 from .rbm import SparseRBM
-from . import ais  # noqa: E402  (after SparseRBM, which it reads)
 
-__all__ = ["SparseLinear", "SparseMLP", "SparseRBM", "ais", "Dropout", "compile", "remap_optimizer_state", "BACKENDS",
-           "BackendUnavailableError", "choose_backend", "resolve_backend", "torch_sparse_available",
-           "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "init_values",
-           "tune_cpu_allocator", "Backend", "BackendMemory", "register_backend", "get_backend", "backend_names",
-           "ACTIVATIONS", "register_activation", "make_activation"]
+__all__ = ["SparseLinear", "SparseMLP", "SparseRBM", "SparseDAE", "ais", "Dropout", "compile",
+           "remap_optimizer_state", "BACKENDS", "BackendUnavailableError", "choose_backend", "resolve_backend",
+           "torch_sparse_available", "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear",
+           "init_values", "tune_cpu_allocator", "Backend", "BackendMemory", "register_backend", "get_backend",
+           "backend_names", "ACTIVATIONS", "register_activation", "make_activation"]

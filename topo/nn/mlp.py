@@ -19,9 +19,12 @@ __all__ = ["SparseMLP", "compile", "ACTIVATIONS"]
 
 
 
-def _activation(spec) -> nn.Module:
-    # One instance per position: modules with parameters stay untied (make_activation deep-copies).
-    return make_activation(spec, allow="module")
+def _activation(spec, position: int = 0) -> nn.Module:
+    """The activation module of hidden layer ``position`` (``allrelu`` alternates its slope by position).
+
+    A module is deep-copied, so modules with parameters stay untied between positions.
+    """
+    return make_activation(spec, allow="module", position=position)
 
 
 class SparseMLP(nn.Module):
@@ -99,7 +102,7 @@ class SparseMLP(nn.Module):
         if last_dense is not None:
             self.output_layer = _dense_output(last_dense, bias, gen, device, dtype)
         n_hidden = len(topology) - 1
-        self.activations = nn.ModuleList(_activation(activation) for _ in range(n_hidden))
+        self.activations = nn.ModuleList(_activation(activation, k) for k in range(n_hidden))
         self.dropouts = nn.ModuleList(Dropout(float(dropout)) for _ in range(n_hidden))
         self._sizes = topology.sizes
 

@@ -10,11 +10,15 @@ file                content
 ``topology.npz``    the current (after the last epoch: final) weighted topology
 ``history.npz``     :class:`topo.History` of the evolution, weights every epoch
 ``checkpoint.pt``   everything needed to resume bit-identically (see :mod:`topo.train.checkpoint`)
+``model.safetensors``  the trained model's tensors (reserved for the model export)
+``manifest.json``   every file above that topo wrote, with its size and sha256; written last
+``.lock``           the exclusive lock of the process writing the run (and its PID)
 ==================  =================================================================
 
 Every file is replaced atomically at the end of each epoch; ``checkpoint.pt``
 is written last and is the source of truth on resume (the others are rewritten
-from it).
+from it). :class:`topo.runs.RunDir` is the object that reads and writes them;
+this module holds the names and the small helpers beneath it.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ from typing import Any
 
 from ..utils.atomic import atomic_write
 
-__all__ = ["CONFIG", "METRICS", "TOPOLOGY", "HISTORY", "CHECKPOINT", "METRIC_COLUMNS",
-           "check_run_dir", "write_json", "read_json", "write_metrics", "versions"]
+from .table import METRIC_COLUMNS, write_metrics
+
+__all__ = ["CONFIG", "METRICS", "TOPOLOGY", "HISTORY", "CHECKPOINT", "MODEL", "MANIFEST", "LOCK", "RUN_FILES",
+           "METRIC_COLUMNS", "check_run_dir", "write_json", "read_json", "write_metrics", "versions"]
 
 CONFIG, METRICS, TOPOLOGY, HISTORY, CHECKPOINT = (
     "config.json", "metrics.csv", "topology.npz", "history.npz", "checkpoint.pt")
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges",
-                  "train_seconds", "evolve_seconds")
+MODEL, MANIFEST, LOCK = "model.safetensors", "manifest.json", ".lock"
+#: The files of a run (all listed in the manifest when topo writes them).
+RUN_FILES = (CONFIG, METRICS, TOPOLOGY, HISTORY, CHECKPOINT, MODEL)
 
 
 def check_run_dir(out_dir: str | os.PathLike, resume: bool) -> Path:
@@ -41,22 +48,13 @@ def check_run_dir(out_dir: str | os.PathLike, resume: bool) -> Path:
 
     A directory that already holds a run (``config.json`` or ``checkpoint.pt``)
     is never overwritten: without ``resume`` that raises :class:`FileExistsError`
-    naming it. Resuming needs an existing run directory.
+    naming it. Resuming needs an existing run directory. A directory whose lock
+    another process holds raises :class:`topo.runs.RunLockedError`. (This is
+    :meth:`topo.runs.RunDir.check`; :meth:`~topo.runs.RunDir.open` also takes the lock.)
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"run directory {str(out)!r} exists and is not a directory")
-    if resume:
-        if not (out / CONFIG).is_file() and not (out / CHECKPOINT).is_file():
-            raise FileNotFoundError(f"cannot resume: {str(out)!r} holds no run ({CONFIG} or {CHECKPOINT})")
-        return out
-    held = [name for name in (CONFIG, CHECKPOINT) if (out / name).exists()]
-    if held:
-        raise FileExistsError(f"run directory {str(out)!r} already holds a run ({', '.join(held)}); "
-                              "refusing to overwrite it: resume it (--resume / resume=True) or choose another "
-                              "directory")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    from .rundir import RunDir
+
+    return RunDir(out_dir).check(resume).path
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -75,17 +73,6 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TopologyFormatError(f"{str(path)!r} is not valid JSON: {err}") from None
-
-
-def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write per-epoch metric rows as CSV (columns :data:`METRIC_COLUMNS` first), atomically."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS)) if not rows else pd.DataFrame(rows)
-    extra = [c for c in frame.columns if c not in METRIC_COLUMNS]
-    frame = frame[list(METRIC_COLUMNS) + extra]
-    with atomic_write(path, "w") as f:
-        frame.to_csv(f, index=False, float_format="%.10g")
 
 
 def versions() -> dict[str, str]:

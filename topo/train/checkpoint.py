@@ -1,75 +1,24 @@
-"""Training checkpoints: pickle-free ``checkpoint.pt`` files and the RNG states they carry.
+"""Training checkpoints: what ``checkpoint.pt`` carries (RNG states, topology as plain tensors).
 
-A checkpoint is a ``torch.save`` of a dict holding only tensors and plain
-Python values (dicts, lists, tuples, numbers, strings), so it is read back with
-``torch.load(weights_only=True)``, which executes no code from the file. It is
-written with :func:`topo.utils.atomic_write`: a crash while saving leaves the
-previous checkpoint in place.
+The file format itself (pickle-free ``torch.save`` of tensors and plain values,
+read with ``weights_only=True``) lives with the run directory, in
+:mod:`topo.runs.checkpoint`; it is re-exported here.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import random
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..utils.atomic import atomic_write
 from ..errors import TopologyFormatError
 from ..graph import LayerGraph, Topology
+from ..runs.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint",
            "rng_state", "set_rng_state", "topology_state", "topology_from_state"]
-
-CHECKPOINT_FORMAT = "topo.checkpoint"
-CHECKPOINT_VERSION = 1
-_REQUIRED = ("epoch", "model", "optimizer", "rng", "metrics")
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write ``state`` (tensors and plain values only) to ``path`` atomically, tagged with format and version."""
-    payload = {"__format__": CHECKPOINT_FORMAT, "__version__": CHECKPOINT_VERSION, **state}
-    with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    topo.errors.TopologyFormatError
-        If the file is truncated, corrupt, holds anything but tensors and plain
-        values, is not a topo checkpoint, or is of another format version.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {str(path)!r}")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            KeyError, AttributeError, TypeError, IndexError) as err:
-        msg = str(err).splitlines()[0] if str(err) else ""
-        raise TopologyFormatError(
-            f"{str(path)!r} is not a readable topo checkpoint (truncated or corrupt?): "
-            f"{type(err).__name__}: {msg[:200]}") from None
-    if not isinstance(data, dict) or data.get("__format__") != CHECKPOINT_FORMAT:
-        found = data.get("__format__") if isinstance(data, dict) else type(data).__name__
-        raise TopologyFormatError(f"{str(path)!r} holds {found!r}, expected a {CHECKPOINT_FORMAT!r} file")
-    if data.get("__version__") != CHECKPOINT_VERSION:
-        raise TopologyFormatError(f"{str(path)!r} has checkpoint version {data.get('__version__')!r}; "
-                                  f"this topo reads version {CHECKPOINT_VERSION}")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise TopologyFormatError(f"{str(path)!r} is missing checkpoint entries {missing}")
-    return data
 
 
 # -- random number generator states ---------------------------------------------------

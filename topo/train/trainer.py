@@ -32,10 +32,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..runs import RunDir
 from ..runs import files as _runs
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import rng_state, set_rng_state
 from .settings import agree, as_xy, check_settings, dist_info, history_upto, make_optimizer, model_topology, num_edges
-from ..errors import TopologyError
+from ..errors import ParameterError
 from ..graph import History
 
 __all__ = ["Trainer"]
@@ -135,6 +136,14 @@ class Trainer:
         labels ``[n]``. Without ``test`` the test columns are NaN and the
         evolver's ``val_acc`` is the training accuracy.
         """
+        try:
+            return self._fit(train, test)
+        finally:
+            run = getattr(self, "_run", None)
+            if run is not None:
+                run.close()  # the run directory's lock
+
+    def _fit(self, train, test) -> "Trainer":
         check_settings(self)
         self.device_ = torch.device(self.device)
         self._X, self._y = as_xy(train, "train", self.device_)
@@ -142,12 +151,12 @@ class Trainer:
         self._loss = self.loss or nn.functional.cross_entropy
         self._dist = dist_info()
         self._main = self._dist is None or self._dist.rank == 0
-        self._out = None if self.out_dir is None else self._agree(
-            _runs.check_run_dir, self.out_dir, self.resume, what="checking the run directory", main_only=True)
-        if self._out is None and self.out_dir is not None:
-            from pathlib import Path
-
-            self._out = Path(self.out_dir)  # ranks > 0 read the checkpoint on resume, never write
+        self._run = None if self.out_dir is None else self._agree(
+            RunDir(self.out_dir).open, self.resume, what="opening the run directory", main_only=True)
+        if self._run is None and self.out_dir is not None:
+            self._run = RunDir(self.out_dir)  # ranks > 0 read the checkpoint on resume, never write
+        self._out = None if self._run is None else self._run.path
+        self._new_config = None
         ckpt = self._agree(self._load, what="loading the checkpoint") if self._out is not None and self.resume \
             else None
         self.model.to(self.device_)
@@ -327,18 +336,23 @@ class Trainer:
         self._agree(self._write_run, evolved, what="writing the run directory", main_only=True)
 
     def _write_run(self, evolved: bool) -> None:
-        out = self._out
-        _runs.write_metrics(out / _runs.METRICS, self._rows)
+        with self._run.transaction() as run:  # one commit: the files, then the manifest
+            self._write_files(run, evolved)
+        self._new_config = self._fixed_history = None
+
+    def _write_files(self, run: RunDir, evolved: bool) -> None:
+        if self._new_config is not None:  # a resumed run's config.json changes with its first new epoch
+            run.write_config(self._new_config)
+        run.write_metrics(self._rows)
         topology = model_topology(self.model)
         if topology is not None:
-            topology.save(out / _runs.TOPOLOGY)
+            run.write_topology(topology)
         if self.history_ is not None:
-            self.history_.save(out / _runs.HISTORY)
+            run.write_history(self.history_)
         elif self.evolver is None and self._fixed_history is not None:
-            self._fixed_history.save(out / _runs.HISTORY)
-            self._fixed_history = None
+            run.write_history(self._fixed_history)
         # Last, so that everything it describes is on disk before it.
-        save_checkpoint(out / _runs.CHECKPOINT, {
+        run.write_checkpoint({
             "epoch": self.epoch_, "evolved": bool(evolved), "trainer": self._trainer_state(),
             "model": self.model.state_dict(), "optimizer": self.optimizer_.state_dict(),
             "evolver": None if self.evolver is None else self.evolver.state_dict(),
@@ -349,7 +363,7 @@ class Trainer:
         path = self._out / _runs.CHECKPOINT
         if not path.exists():
             return None  # the run stopped before its first checkpoint: start it afresh
-        ckpt = load_checkpoint(path)
+        ckpt = self._run.read_checkpoint()
         saved = ckpt.get("trainer", {})
         for key in _RESUME_KEYS:
             mine = self.seed if key == "seed" else getattr(self, key)
@@ -358,13 +372,13 @@ class Trainer:
             if key == "seed" and mine is None:
                 continue
             if key in saved and saved[key] != (float(mine) if isinstance(saved[key], float) else mine):
-                raise TopologyError(f"cannot resume {str(path)!r}: it was trained with {key}={saved[key]!r}, "
+                raise ParameterError(f"cannot resume {str(path)!r}: it was trained with {key}={saved[key]!r}, "
                                     f"this trainer has {key}={mine!r}")
         if ckpt["epoch"] > self.epochs:
-            raise TopologyError(f"cannot resume {str(path)!r}: it has {ckpt['epoch']} epochs done, more "
+            raise ParameterError(f"cannot resume {str(path)!r}: it has {ckpt['epoch']} epochs done, more "
                                 f"than epochs={self.epochs}")
         if (ckpt.get("evolver") is None) != (self.evolver is None):
-            raise TopologyError(f"cannot resume {str(path)!r}: it was trained "
+            raise ParameterError(f"cannot resume {str(path)!r}: it was trained "
                                 f"{'without' if ckpt.get('evolver') is None else 'with'} an evolver")
         return ckpt
 
@@ -382,6 +396,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise TopologyFormatError(f"{str(path)!r} does not fit this model/optimizer/evolver: {err}") from None
         if self.evolver is not None and self._main:  # only rank 0 records and writes the history
+            self._run.verify(_runs.HISTORY)
             self.evolver.history_ = history_upto(self._out / _runs.HISTORY, ckpt.get("history_epochs"))
         self.model.to(self.device_)
         self.seed_ = int(ckpt["trainer"]["seed"])
@@ -399,17 +414,16 @@ class Trainer:
         if ev is None:
             return
         if getattr(ev, "model", self.model) is not self.model:
-            raise TopologyError("the evolver was built for another model than the trainer's")
+            raise ParameterError("the evolver was built for another model than the trainer's")
         current = getattr(ev, "optimizer", None)
         if current is None or current in _MADE_BY_TRAINERS:
             ev.optimizer = self.optimizer_  # so the rewiring carries this optimizer's state
         elif current is not self.optimizer_:
-            raise TopologyError("the evolver carries the state of another optimizer than the trainer's; "
+            raise ParameterError("the evolver carries the state of another optimizer than the trainer's; "
                                 "pass that optimizer to Trainer(optimizer=...) or build the Evolver without one")
 
     def _write_config(self) -> None:
-        path = self._out / _runs.CONFIG
-        config = _runs.read_json(path) if path.exists() else {}
+        config = self._run.read_config() if (self._out / _runs.CONFIG).exists() else {}
         config.update(self._trainer_state())
         config.update({"model": type(self.model).__name__, "device": str(self.device_),
                        "versions": _runs.versions()})
@@ -423,5 +437,8 @@ class Trainer:
             rule = getattr(self.evolver, "rule", None)
             config.setdefault("rule", getattr(rule, "name", type(rule).__name__))
         config.update(self.run_config or {})
-        _runs.write_json(path, config)
+        if self.resume:
+            self._new_config = config  # written with the next epoch's files: a resume that fails changes nothing
+        else:
+            self._run.write_config(config)
 
