@@ -23,6 +23,7 @@ demo: $(VENV)/.installed-base
 	$(VENV)/bin/topo demo
 
 test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 topo analysis tests
 
 bench: $(VENV)/.installed-base

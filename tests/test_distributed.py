@@ -60,7 +60,7 @@ def _train_worker(epochs: int) -> dict:
             if first_grads is None:
                 first_grads = [p.grad.clone() for p in model.parameters()]
             opt.step()
-        D.broadcast_evolution(model, lambda: evolver.step(epoch=epoch), optimizer=opt,
+        D.broadcast_evolution(model, lambda epoch=epoch: evolver.step(epoch=epoch), optimizer=opt,
                               where=f"after epoch {epoch}")
         digests.append(D.check_consistent(model, values=True))
     momenta = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 import topo
-from topo.errors import (DatasetError, ParameterError, ParameterTypeError, TopoError, TopologyError,
-                         TopologyFormatError, TopologyMismatchError)
+from topo.errors import (
+    DatasetError,
+    ParameterError,
+    ParameterTypeError,
+    TopoError,
+    TopologyError,
+    TopologyFormatError,
+    TopologyMismatchError,
+)
 
 
 def test_hierarchy():

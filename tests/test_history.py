@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import topo
-from topo import (History, LayerChange, ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError)
+from topo import History, LayerChange, ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 
 
 def edge_index(pairs):
@@ -61,7 +61,7 @@ def random_history(seed, sizes=(6, 5, 4), steps=6, with_weights=True, rebirth_sa
 
 def reference_topology(sizes, state, w=None):
     edges = []
-    for k, a in enumerate(state):
+    for a in state:
         pairs = sorted(a, key=lambda e: (e[1], e[0]))
         item = ([s for s, _ in pairs], [d for _, d in pairs])
         edges.append(item)

@@ -17,11 +17,18 @@ from lxml import etree
 
 import topo
 import topo.io
+from _export_support import (
+    assert_valid,
+    dense_degrees,
+    expand,
+    graphology_parse,
+    random_history,
+    reference_weights,
+    schema_rejects,
+    weighted,
+)
 from topo.errors import ParameterError, ParameterTypeError, TopologyError, TopologyFormatError
 from topo.io import gexf_dynamic, gexf_static
-
-from _export_support import (assert_valid, dense_degrees, expand, graphology_parse, random_history,
-                             reference_weights, schema_rejects, weighted)
 
 NS = {"g": "http://gexf.net/1.3", "viz": "http://gexf.net/1.3/viz"}
 

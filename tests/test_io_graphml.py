@@ -10,9 +10,8 @@ import pytest
 
 import topo
 import topo.io
-from topo.errors import ParameterError, TopologyFormatError
-
 from _export_support import weighted
+from topo.errors import ParameterError, TopologyFormatError
 
 
 @pytest.fixture

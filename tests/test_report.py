@@ -15,9 +15,9 @@ from pathlib import Path
 import lxml.html
 import pandas as pd
 import pytest
-from _analysis_support import synthetic_history, write_run_dir
 
 import analysis.report as report
+from _analysis_support import synthetic_history, write_run_dir
 from analysis.report import SECTIONS, RunDirError, build_report
 
 CSVS = ("degrees.csv", "scale_free.csv", "importance.csv", "drift.csv")

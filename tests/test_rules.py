@@ -12,8 +12,21 @@ from hypothesis import strategies as st
 import topo
 from topo import LayerGraph
 from topo.errors import ParameterError, ParameterTypeError, TopologyError
-from topo.rules import (CTRE, SET, CosineGrow, CosinePrune, GradientGrow, MagnitudePrune, RandomGrow,
-                        RandomPrune, RigL, Rule, RuleContext, Static, from_name)
+from topo.rules import (
+    CTRE,
+    SET,
+    CosineGrow,
+    CosinePrune,
+    GradientGrow,
+    MagnitudePrune,
+    RandomGrow,
+    RandomPrune,
+    RigL,
+    Rule,
+    RuleContext,
+    Static,
+    from_name,
+)
 
 COMBOS = ["set", "ctre-sim", "ctre-seq", "rigl", "static", "cosine+random", "magnitude+cosine", "cosine+cosine",
           "random+gradient", "magnitude-global+random", "random+random", "cosine+gradient"]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import topo
-from topo.train import checkpoint as _checkpoint
 from topo.cli.factory import build_evolver, build_model, dense_mlp
 from topo.errors import ParameterError, TopoError, TopologyFormatError
+from topo.train import checkpoint as _checkpoint
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges", "train_seconds",
            "evolve_seconds"]

@@ -123,7 +123,8 @@ def run(args) -> int:
             ("epoch 1, degree + strength (topology replayed by History)", [1], True),
             ("last epoch, degree only (births/deaths bincounts)", ["last"], False),
             ("epoch 1, degree only (births/deaths bincounts)", [1], False)):
-        d, wall, cpu = timed(lambda: analysis.degrees(h, epochs=epochs, strength=strength))
+        d, wall, cpu = timed(lambda epochs=epochs, strength=strength: analysis.degrees(h, epochs=epochs,
+                                                                                   strength=strength))
         assert int(d[d.side == "in"].degree.sum()) == h.frame().query(f"epoch == {h.resolve_epoch(epochs[0])}"
                                                                         ).num_edges.sum()
         print(f"degree table, {label}: {len(d):,} rows in {wall:.2f} s (CPU {cpu:.2f} s) "

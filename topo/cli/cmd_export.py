@@ -83,6 +83,7 @@ def _load(src: Path, fmt: str, epoch):
     """(description, Topology or History) to export, following the run-directory layout."""
     takes = _takes(fmt)
     import topo
+
     from ..errors import ParameterError, TopoError, TopologyFormatError
 
     history = topology = None

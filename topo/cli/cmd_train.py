@@ -73,8 +73,8 @@ def _run_files() -> tuple:
 
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
-    from ..runs import RunDir
     from ..errors import ParameterError
+    from ..runs import RunDir
 
     given = {k: getattr(args, k) for k in (*DEFAULTS, "dataset") if getattr(args, k) is not None}
     if not args.resume:
@@ -188,7 +188,7 @@ def _as_rank(args, backend: str) -> int:
     from .. import distributed as D
 
     device = _settings(args)["device"]
-    info = D.init_distributed(backend, device=device)
+    D.init_distributed(backend, device=device)
     try:
         if not args.resume:
             from ..runs import RunDir
@@ -205,8 +205,8 @@ def _train(args) -> int:
 
     from .. import datasets
     from ..runs import RunDir
-    from .factory import build_evolver, build_model, check_rule, parse_hidden
     from ..train import Trainer
+    from .factory import build_evolver, build_model, check_rule, parse_hidden
 
     s = _settings(args)
     if isinstance(s["epochs"], int) and s["epochs"] < 1:

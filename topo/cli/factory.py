@@ -8,7 +8,7 @@ evolved by :func:`topo.rules.from_name` ``(rule)`` — ``"static"`` never change
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -11,7 +11,7 @@ their share of the batch so uneven shards still give the exact global mean.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -100,7 +100,8 @@ class Evolver:
         if not callable(self.rule) or not hasattr(self.rule, "needs"):
             raise ParameterTypeError(f"rule must be a topo.rules.Rule or a rule name, got {rule!r}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-            raise ParameterTypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+            raise ParameterTypeError(f"optimizer must be a torch.optim.Optimizer or None, "
+                                     f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ParameterTypeError(f"schedule must be a topo.rules.Schedule or None, got {schedule!r}")

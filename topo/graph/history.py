@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from .layer import LayerGraph
-from .serialize import (check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
-                        topology_keys, write_npz)
+from .serialize import (
+    check_keys,
+    index_dtype,
+    read_npz,
+    topology_arrays,
+    topology_from_arrays,
+    topology_keys,
+    write_npz,
+)
 from .topology import Topology
 
 __all__ = ["LayerChange", "History"]
@@ -205,7 +212,7 @@ class History:
         return [None if w is None else w.clone() for w in weights]
 
     def topology(self, epoch=None) -> Topology:
-        """The topology at ``epoch`` (a recorded epoch, ``-1``, or ``"last"``/``None``), with its weights if recorded."""
+        """The topology at ``epoch`` (a recorded epoch, ``-1``, ``"last"``/``None``), with its weights if recorded."""
         target = self.resolve_epoch(epoch)
         if target == self.epochs[-1] and self._steps:
             s = self._steps[-1]
@@ -300,7 +307,7 @@ class History:
         write_npz(path, "topo.history", arrays, self.meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "History":
+    def load(cls, path: str | os.PathLike) -> History:
         """Read a history written by :meth:`save`; corrupt files raise :class:`TopologyFormatError`."""
         data = read_npz(path, "topo.history")
         initial = topology_from_arrays(data, path, prefix="initial.")

@@ -102,13 +102,13 @@ class LayerGraph:
 
     # -- construction helpers -------------------------------------------------------
     @classmethod
-    def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> "LayerGraph":
+    def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> LayerGraph:
         """Build from linear keys ``dst * n_in + src`` (any order, no duplicates)."""
         keys = torch.as_tensor(keys, dtype=torch.int64)
         return cls(n_in, n_out, keys % n_in, torch.div(keys, n_in, rounding_mode="floor"), weight)
 
     @classmethod
-    def from_scipy(cls, matrix) -> "LayerGraph":
+    def from_scipy(cls, matrix) -> LayerGraph:
         """Build from a scipy sparse matrix of shape ``(n_out, n_in)``; stored values become weights."""
         coo = matrix.tocoo()
         n_out, n_in = coo.shape
@@ -179,7 +179,7 @@ class LayerGraph:
         out[self.dst, self.src] = w
         return out
 
-    def with_weight(self, weight) -> "LayerGraph":
+    def with_weight(self, weight) -> LayerGraph:
         """Same edges, new weights (``None`` drops them)."""
         g = self.copy()
         if weight is not None:
@@ -189,7 +189,7 @@ class LayerGraph:
         g.weight = weight
         return g
 
-    def copy(self) -> "LayerGraph":
+    def copy(self) -> LayerGraph:
         g = object.__new__(LayerGraph)
         g.n_in, g.n_out = self.n_in, self.n_out
         g.src, g.dst = self.src.clone(), self.dst.clone()

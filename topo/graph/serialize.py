@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..utils.atomic import atomic_write
 from ..errors import TopoError, TopologyError, TopologyFormatError
+from ..utils.atomic import atomic_write
 from .layer import LayerGraph
 from .topology import Topology
 

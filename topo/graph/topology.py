@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -43,7 +43,7 @@ class Topology:
         self._layers = layers
 
     @classmethod
-    def empty(cls, sizes: Sequence[int]) -> "Topology":
+    def empty(cls, sizes: Sequence[int]) -> Topology:
         """A topology of the given sizes with no edges."""
         sizes = check_sizes(sizes)
         e = torch.empty(0, dtype=torch.int64)
@@ -106,10 +106,10 @@ class Topology:
             raise ParameterError(f"neuron index {i} out of range [0, {sizes[layer_index]}) in layer {layer_index}")
         return self.offsets()[layer_index] + i
 
-    def copy(self) -> "Topology":
+    def copy(self) -> Topology:
         return Topology([g.copy() for g in self._layers])
 
-    def with_weights(self, weights: Sequence) -> "Topology":
+    def with_weights(self, weights: Sequence) -> Topology:
         """Same edges with new per-layer weights (``None`` entries drop them)."""
         if len(weights) != len(self):
             raise TopologyError(f"got {len(weights)} weight tensors for {len(self)} layers")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from ..utils.atomic import atomic_write
 from ..errors import ParameterError
+from ..utils.atomic import atomic_write
 
 __all__ = ["GEXF_NS", "VIZ_NS", "XSI_NS", "escape_attr", "float_format", "text_sink", "check_out_path",
            "gexf_preamble", "attributes_decl", "viz_prefix", "position_lines", "CHUNK"]

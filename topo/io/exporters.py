@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ..errors import ParameterError, ParameterTypeError
 from ..utils.registry import Registry

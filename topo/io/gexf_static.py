@@ -8,8 +8,7 @@ import numpy as np
 
 from ..errors import ParameterTypeError
 from ..graph.topology import Topology
-from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, \
-    node_frame
+from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, node_frame
 from ._xml import CHUNK, attributes_decl, float_format, gexf_preamble, position_lines, text_sink, viz_prefix
 
 __all__ = ["write_gexf", "NODE_ATTRIBUTES"]

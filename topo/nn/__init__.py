@@ -8,11 +8,21 @@ carries optimizer state across a rewire. :class:`SparseRBM` is a truly sparse RB
 """
 
 from . import ais
-from .allocator import tune_cpu_allocator
 from .activations import ACTIVATIONS, make_activation, register_activation
+from .allocator import tune_cpu_allocator
 from .autoencoder import SparseDAE
-from .backends import (BACKENDS, Backend, BackendMemory, BackendUnavailableError, backend_names, choose_backend,
-                       get_backend, register_backend, resolve_backend, torch_sparse_available)
+from .backends import (
+                       BACKENDS,
+                       Backend,
+                       BackendMemory,
+                       BackendUnavailableError,
+                       backend_names,
+                       choose_backend,
+                       get_backend,
+                       register_backend,
+                       resolve_backend,
+                       torch_sparse_available,
+)
 from .dropout import Dropout
 from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import init_values

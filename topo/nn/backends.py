@@ -42,7 +42,8 @@ estimate, not yet measured.
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 

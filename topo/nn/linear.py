@@ -100,7 +100,7 @@ class SparseLinear(nn.Module):
         self._invalidate()
 
     @classmethod
-    def from_layer_graph(cls, layer: LayerGraph, bias: bool = True, **kwargs) -> "SparseLinear":
+    def from_layer_graph(cls, layer: LayerGraph, bias: bool = True, **kwargs) -> SparseLinear:
         """A layer with the edges (and weights, if any) of ``layer``."""
         if not isinstance(layer, LayerGraph):
             raise ParameterTypeError(f"expected a LayerGraph, got {type(layer).__name__}")

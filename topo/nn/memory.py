@@ -31,8 +31,8 @@ and evolution. ``benchmarks/bench_scale.py`` compares the estimate with measured
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import torch
 

@@ -13,8 +13,7 @@ from .base import RuleContext, RuleResult, check_zeta, count_for
 from .compose import CTRE, SET, RigL, Rule, Static
 from .grow import CosineGrow, GradientGrow, GrowCriterion, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
-from .registry import (GROW, PRUNE, RULE_NAMES, RULES, from_name, names, register, register_grow,
-                       register_prune)
+from .registry import GROW, PRUNE, RULE_NAMES, RULES, from_name, names, register, register_grow, register_prune
 from .schedules import DECAYS, Schedule
 from .scores import PairScores, cosine_scores, gradient_scores, topk_by_key
 

@@ -62,7 +62,7 @@ class RuleContext:
     pruned: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.int64))
 
     @classmethod
-    def coerce(cls, context) -> "RuleContext":
+    def coerce(cls, context) -> RuleContext:
         """A context from a context, a seed, a generator or ``None``."""
         if isinstance(context, RuleContext):
             return context

@@ -28,7 +28,8 @@ own default. Register your own with :func:`register`, :func:`register_prune` and
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ParameterError, ParameterTypeError
 from ..utils.registry import Registry

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
-from typing import Callable
 
 from ..errors import ParameterError, ParameterTypeError
 

@@ -115,7 +115,7 @@ class PairScores:
         self.aT, self.bT = a.detach().T.contiguous(), b.detach().T.contiguous()
 
     @classmethod
-    def _transposed(cls, aT: torch.Tensor, bT: torch.Tensor) -> "PairScores":
+    def _transposed(cls, aT: torch.Tensor, bT: torch.Tensor) -> PairScores:
         self = object.__new__(cls)
         self.aT, self.bT = aT.contiguous(), bT.to(device=aT.device, dtype=aT.dtype).contiguous()
         return self

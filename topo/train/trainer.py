@@ -27,17 +27,17 @@ import math
 import os
 import time
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..errors import ParameterError
+from ..graph import History
 from ..runs import RunDir
 from ..runs import files as _runs
 from .checkpoint import rng_state, set_rng_state
 from .settings import agree, as_xy, check_settings, dist_info, history_upto, make_optimizer, model_topology, num_edges
-from ..errors import ParameterError
-from ..graph import History
 
 __all__ = ["Trainer"]
 
@@ -129,7 +129,7 @@ class Trainer:
         self.progress, self.loss, self.run_config = progress, loss, run_config
 
     # -- public API ---------------------------------------------------------------------
-    def fit(self, train, test=None) -> "Trainer":
+    def fit(self, train, test=None) -> Trainer:
         """Train on ``train = (X, y)``, evaluating on ``test = (X, y)`` after every epoch.
 
         ``X`` is a float array or tensor ``[n, features]``, ``y`` integer class
@@ -143,7 +143,7 @@ class Trainer:
             if run is not None:
                 run.close()  # the run directory's lock
 
-    def _fit(self, train, test) -> "Trainer":
+    def _fit(self, train, test) -> Trainer:
         check_settings(self)
         self.device_ = torch.device(self.device)
         self._X, self._y = as_xy(train, "train", self.device_)
