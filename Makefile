@@ -24,6 +24,7 @@ demo: $(VENV)/.installed-base
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 topo analysis tests
 
 bench: $(VENV)/.installed-base

@@ -195,7 +195,8 @@ def scale_free_report(obj, epochs=None, *, bootstrap: int = 1000, seed: int = 0,
             try:
                 row.update(scale_free(deg, bootstrap=bootstrap, seed=seed + i).to_dict())
             except ValueError as err:
-                row.update({"plausible": False, "scale_free": False, "verdict": f"not tested: {err}", "error": str(err)})
+                row.update({"plausible": False, "scale_free": False, "verdict": f"not tested: {err}",
+                            "error": str(err)})
             rows.append(row)
             tick(f"epoch {epoch:g} layer {k} {side}")
     table = pd.DataFrame(rows)
@@ -204,7 +205,7 @@ def scale_free_report(obj, epochs=None, *, bootstrap: int = 1000, seed: int = 0,
             table[col] = np.nan
     table["bc_category"] = ""
     table["bc_category_kept"] = ""
-    for epoch, grp in table.groupby("epoch", dropna=False, sort=False):
+    for _epoch, grp in table.groupby("epoch", dropna=False, sort=False):
         fitted = grp[grp["error"] == ""]
         kept = fitted[fitted["bc_exclusion"] == ""]
         idx = grp.index

@@ -140,7 +140,8 @@ class PowerLawFit:
 
     def __repr__(self) -> str:
         return (f"PowerLawFit(alpha={self.alpha:.3f}, xmin={self.xmin:g}, n_tail={self.n_tail}, "
-                f"ks_distance={self.ks_distance:.4f}, p_value={self.p_value:.3f}, plausible={self.plausible}, scale_free={self.scale_free})")
+                f"ks_distance={self.ks_distance:.4f}, p_value={self.p_value:.3f}, plausible={self.plausible}, "
+                f"scale_free={self.scale_free})")
 
 
 def as_degree_sequence(seq, name: str = "degree sequence") -> np.ndarray:

@@ -22,7 +22,7 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 NO_SCHEMA = "../shared/gexf-1.3 absent: it comes with the project's shared folder"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(name: str):
     from lxml import etree
 
@@ -61,7 +61,7 @@ def _installed_ok() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ensure_graphology() -> str:
     """Path of ``node``, after installing tests/js once (cached in tests/js/node_modules, git-ignored)."""
     node, npm = shutil.which("node"), shutil.which("npm")

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _analysis_support import synthetic_history
 
 import analysis
 import topo
+from _analysis_support import synthetic_history
 from analysis import Comparison, PowerLawFit, broido_clauset, broido_clauset_exclusion
 
 
@@ -82,7 +82,7 @@ def test_scale_free_report_on_a_history():
                 "truncated_power_law_verdict", "plausible", "verdict", "bc_exclusion", "bc_category",
                 "bc_category_kept", "span", "error"]:
         assert col in table, col
-    for epoch, grp in table.groupby("epoch"):
+    for _epoch, grp in table.groupby("epoch"):
         assert grp.bc_category.nunique() == 1
         fitted = grp[grp.error == ""]
         assert grp.bc_category.iloc[0] == broido_clauset(fitted).category

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _analysis_support import synthetic_history
 
 import analysis
 import topo
+from _analysis_support import synthetic_history
 
 
 def weighted_er(sizes, epsilon, seed):

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from _analysis_support import synthetic_history
 
 import analysis
 import topo
+from _analysis_support import synthetic_history
 
 
 def edge_sets(t):

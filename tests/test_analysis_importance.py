@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _analysis_support import set_train, signal_data
 
 import analysis
 import topo
+from _analysis_support import set_train, signal_data
 
 INFORMATIVE = {0, 1, 2, 3}
 

@@ -13,9 +13,8 @@ import pytest
 
 import topo
 import topo.io
-from topo.cli import main
-
 from _export_support import assert_valid, random_history, reference_weights
+from topo.cli import main
 
 
 @pytest.fixture

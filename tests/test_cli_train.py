@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import topo
-from topo.train import checkpoint as _checkpoint
 from topo.cli import main
+from topo.train import checkpoint as _checkpoint
 
 DATA = "synthetic:n=300,features=12,classes=3,informative=6,sep=2"
 BASE = ["train", "--dataset", DATA, "--hidden", "16,16", "--epsilon", "4", "--batch-size", "32",

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import topo
-from topo import LayerGraph, TopologyError
+from topo import LayerGraph, TopoError, TopologyError
 
 
 def weighted(t, seed=0):
@@ -175,7 +175,7 @@ def _graph(nodes, edges):
     ({"a": (0.5, 0), "b": (1, 0)}, [], "node 'a' has layer=0.5; it must be an integer"),
 ])
 def test_from_networkx_bad_graphs(nodes, edges, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         topo.from_networkx(_graph(nodes, edges))
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError, ParameterTypeError
 from topo.rules import CTRE, SET, RigL, Rule, RuleContext, Schedule
 
 
@@ -223,7 +223,7 @@ def test_resume_from_state_dict_continues_identically(tmp_path):
     assert saved_model.topology() == model.topology()
     assert resumed.rule.grow.switched and ev.rule.grow.switched
     assert resumed.history_.topology(3) == ev.history_.topology(3)
-    with pytest.raises(TopologyError, match="Evolver state"):
+    with pytest.raises(ParameterError, match="Evolver state"):
         resumed.load_state_dict({"updates": 1})
 
 
@@ -231,25 +231,25 @@ def test_bad_input_is_a_clear_error():
     model = _model()
     with pytest.raises(ValueError, match="unknown rule 'sett'"):
         topo.Evolver(model, "sett")
-    with pytest.raises(TopologyError, match="no SparseLinear"):
+    with pytest.raises(ParameterError, match="no SparseLinear"):
         topo.Evolver(nn.Linear(3, 2), "set")
-    with pytest.raises(TopologyError, match="max_samples"):
+    with pytest.raises(ParameterError, match="max_samples"):
         topo.Evolver(model, "set", max_samples=0)
-    with pytest.raises(TopologyError, match="optimizer"):
+    with pytest.raises(ParameterTypeError, match="optimizer"):
         topo.Evolver(model, "set", optimizer="sgd")
-    with pytest.raises(TopologyError, match="activation"):
+    with pytest.raises(ParameterError, match="activation"):
         topo.Evolver(model, "set", activation="swish2")
-    with pytest.raises(TopologyError, match="pass data"):
+    with pytest.raises(ParameterError, match="pass data"):
         topo.Evolver(model, "ctre-sim").step()
-    with pytest.raises(TopologyError, match="targets"):
+    with pytest.raises(ParameterError, match="targets"):
         topo.Evolver(model, "rigl").step(data=torch.randn(4, 12))
-    with pytest.raises(TopologyError, match="metrics"):
+    with pytest.raises(ParameterTypeError, match="metrics"):
         topo.Evolver(model, "set").observe(0.9)
     with pytest.raises(ValueError, match="zeta"):
         topo.Evolver(model, Rule(topo.rules.MagnitudePrune(1.2), topo.rules.RandomGrow()))
     ev = topo.Evolver(model, "set", seed=0)
     ev.step(epoch=2)
     before = model.topology()
-    with pytest.raises(TopologyError, match="epoch 1 must come after"):
+    with pytest.raises(ParameterError, match="epoch 1 must come after"):
         ev.step(epoch=1)
     assert model.topology() == before  # nothing was rewired

@@ -95,5 +95,5 @@ def test_sparse_dae_evolves_both_layers():
     assert [r["births"] for r in rows] == [round(0.2 * dae.encoder.num_edges), round(0.2 * dae.decoder.num_edges)]
     dae.eval()
     torch.testing.assert_close(dae(x), dae.decoder(torch.sigmoid(dae.encoder(x))))
-    with pytest.raises(topo.TopologyError, match="dropout"):
+    with pytest.raises(topo.ParameterError, match="dropout"):
         SparseDAE(5, 5, dropout=1.0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import topo
-from topo import TopologyError
+from topo import TopoError, TopologyError
 from topo.graph.generators import set_density
 
 
@@ -103,7 +103,7 @@ def test_seeds_reproduce_and_differ():
     (dict(density=0.1, seed="x"), "seed must be an int, a torch.Generator or None, got 'x'"),
 ])
 def test_er_bad_input(kwargs, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         topo.erdos_renyi([5, 4, 3], **kwargs)
 
 
@@ -111,7 +111,7 @@ def test_er_bad_input(kwargs, match):
                                           ([5, 0], r"sizes\[1\] must be a positive integer, got 0"),
                                           ([-3, 4], r"sizes\[0\] must be a positive integer, got -3")])
 def test_er_bad_sizes(sizes, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         topo.erdos_renyi(sizes, epsilon=1)
 
 
@@ -172,7 +172,7 @@ def test_erk_caps_small_layers_and_hits_global_density():
 
 @pytest.mark.parametrize("density", [0, 1.2, float("nan"), -0.5])
 def test_erk_bad_density(density):
-    with pytest.raises(TopologyError, match=f"density must be in \\(0, 1\\], got {density!r}"):
+    with pytest.raises(TopoError, match=f"density must be in \\(0, 1\\], got {density!r}"):
         topo.erk([10, 10], density, seed=0)
 
 

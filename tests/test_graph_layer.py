@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import topo
-from topo import LayerGraph, TopologyError
+from topo import LayerGraph, TopoError, TopologyError
 
 
 def random_mask(n_out, n_in, p, seed):
@@ -137,7 +137,7 @@ def test_empty_layer():
     (dict(n_in=3, n_out=2, src=[0, 1], dst=[0, 1], weight=[1.0]), r"weight has shape \(1,\)"),
 ])
 def test_bad_input_names_the_value(kwargs, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         LayerGraph(**kwargs)
     assert issubclass(TopologyError, ValueError)
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import topo
-from topo import LayerGraph, Topology, TopologyError
+from topo import LayerGraph, ParameterTypeError, TopoError, Topology, TopologyError
 
 
 def test_basic_bookkeeping():
@@ -29,7 +29,7 @@ def test_basic_bookkeeping():
 ])
 def test_neuron_id_bad_input(layer_index, i, match):
     t = Topology.empty([3, 4, 2])
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         t.neuron_id(layer_index, i)
 
 
@@ -38,7 +38,7 @@ def test_construction_enforces_invariants():
         Topology([LayerGraph(3, 4, [], []), LayerGraph(5, 2, [], [])])
     with pytest.raises(TopologyError, match="at least one layer"):
         Topology([])
-    with pytest.raises(TopologyError, match="layer 0 is a tuple"):
+    with pytest.raises(ParameterTypeError, match="layer 0 is a tuple"):
         Topology([(3, 4)])
     # edges out of range / duplicated surface from the layer with the layer's number
     with pytest.raises(TopologyError, match=r"layer 1: .*dst index 2 out of range"):
@@ -56,7 +56,7 @@ def test_construction_enforces_invariants():
     (7, "sizes must be a sequence of positive integers, got 7"),
 ])
 def test_bad_sizes(sizes, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         Topology.empty(sizes)
 
 

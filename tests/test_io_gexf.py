@@ -17,11 +17,18 @@ from lxml import etree
 
 import topo
 import topo.io
-from topo.errors import TopologyError, TopologyFormatError
+from _export_support import (
+    assert_valid,
+    dense_degrees,
+    expand,
+    graphology_parse,
+    random_history,
+    reference_weights,
+    schema_rejects,
+    weighted,
+)
+from topo.errors import ParameterError, ParameterTypeError, TopologyError, TopologyFormatError
 from topo.io import gexf_dynamic, gexf_static
-
-from _export_support import (assert_valid, dense_degrees, expand, graphology_parse, random_history,
-                             reference_weights, schema_rejects, weighted)
 
 NS = {"g": "http://gexf.net/1.3", "viz": "http://gexf.net/1.3/viz"}
 
@@ -287,7 +294,7 @@ def test_dynamic_open_end_and_close_at(history, tmp_path):
     ends = {float(s.get("end")) for s in etree.parse(str(q)).iterfind(".//g:spell", NS)}
     assert max(ends) == last + 2.5
     for bad in (last, math.inf, "soon", True):
-        with pytest.raises(TopologyError, match="close_at"):
+        with pytest.raises(ParameterError, match="close_at"):
             topo.io.write_gexf_dynamic(history, tmp_path / "bad.gexf", close_at=bad)
     assert not (tmp_path / "bad.gexf").exists()
 
@@ -385,19 +392,19 @@ def test_failure_mid_write_leaves_nothing(topology, tmp_path, monkeypatch, dynam
 
 
 def test_bad_input(topology, tmp_path):
-    with pytest.raises(TopologyError, match="layer 3 out of range"):
+    with pytest.raises(ParameterError, match="layer 3 out of range"):
         topo.io.write_gexf(topology, tmp_path / "x.gexf", layers=[0, 3])
-    with pytest.raises(TopologyError, match="layers is empty"):
+    with pytest.raises(ParameterError, match="layers is empty"):
         topo.io.write_gexf(topology, tmp_path / "x.gexf", layers=[])
-    with pytest.raises(TopologyError, match="viz must be"):
+    with pytest.raises(ParameterError, match="viz must be"):
         topo.io.write_gexf(topology, tmp_path / "x.gexf", viz="svg")
-    with pytest.raises(TopologyError, match="is a directory"):
+    with pytest.raises(ParameterError, match="is a directory"):
         topo.io.write_gexf(topology, tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         topo.io.write_gexf(topology, tmp_path / "missing" / "x.gexf")
-    with pytest.raises(TopologyError, match="takes a Topology"):
+    with pytest.raises(ParameterTypeError, match="takes a Topology"):
         topo.io.write_gexf(random_history(), tmp_path / "x.gexf")
-    with pytest.raises(TopologyError, match="takes a History"):
+    with pytest.raises(ParameterTypeError, match="takes a History"):
         topo.io.write_gexf_dynamic(topology, tmp_path / "x.gexf")
     w = [g.weight.clone() for g in topology.layers]
     w[2][1] = float("nan")
@@ -442,5 +449,5 @@ def test_history_weights_accessor(history):
     h = topo.History(topo.erdos_renyi([3, 2], density=1.0, seed=0))
     h.record(1, [topo.LayerChange()])
     assert h.weights(0) is None and h.weights(1) is None and h.weights("last") is None
-    with pytest.raises(TopologyError, match="not in this history"):
+    with pytest.raises(ParameterError, match="not in this history"):
         history.weights(99)

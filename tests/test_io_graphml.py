@@ -10,9 +10,8 @@ import pytest
 
 import topo
 import topo.io
-from topo.errors import TopologyError, TopologyFormatError
-
 from _export_support import weighted
+from topo.errors import ParameterError, TopologyFormatError
 
 
 @pytest.fixture
@@ -67,11 +66,11 @@ def test_graphml_atomic_and_errors(topology, tmp_path, monkeypatch):
         topo.io.write_graphml(topology, p)
     assert p.read_text() == "old" and sorted(x.name for x in tmp_path.iterdir()) == ["t.graphml"]
     monkeypatch.undo()
-    with pytest.raises(TopologyError, match="out of range"):
+    with pytest.raises(ParameterError, match="out of range"):
         topo.io.write_graphml(topology, p, layers=[7])
     with pytest.raises(FileNotFoundError):
         topo.io.write_graphml(topology, tmp_path / "no" / "t.graphml")
-    with pytest.raises(TopologyError, match="is a directory"):
+    with pytest.raises(ParameterError, match="is a directory"):
         topo.io.write_graphml(topology, tmp_path)
     bad = tmp_path / "bad.graphml"
     bad.write_text("<graphml><graph")
@@ -95,6 +94,6 @@ def test_edgelist_csv(topology, tmp_path):
     assert back == topology
     topo.io.write_edgelist_csv(topology, p, layers=[2])
     assert set(pd.read_csv(p)["layer"]) == {2}
-    with pytest.raises(TopologyError, match="out of range"):
+    with pytest.raises(ParameterError, match="out of range"):
         topo.io.write_edgelist_csv(topology, tmp_path / "x.csv", layers=[3])
     assert not (tmp_path / "x.csv").exists()

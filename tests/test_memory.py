@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import TopoError
 from topo.nn.memory import estimate_memory, format_bytes
 
 
@@ -102,7 +102,7 @@ def test_total_is_close_to_a_measured_peak_rss():
     (dict(sizes=[10, 5], epsilon=2, history_steps=-1), "history_steps"),
 ])
 def test_bad_input(kwargs, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         estimate_memory(**kwargs)
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError, TopoError, TopologyError
 from topo.graph import LayerGraph
 from topo.nn import BackendUnavailableError, SparseLinear, torch_sparse_available
 
@@ -168,7 +168,7 @@ def test_dense_fan_inits_use_the_layer_shape(init, bound):
     assert w.abs().max() < 0.2 * (6 / (mod.num_edges / 500)) ** 0.5  # far below the effective-fan bound
     b = mod.bias.detach()
     assert b.abs().max() <= 1 / 1000 ** 0.5 and b.abs().max() > 0.9 / 1000 ** 0.5  # nn.Linear's bias bound
-    with pytest.raises(TopologyError, match="xavier_uniform_dense"):
+    with pytest.raises(TopoError, match="xavier_uniform_dense"):
         SparseLinear(10, 5, epsilon=1, init="xavier_dense")
 
 
@@ -194,15 +194,15 @@ def test_bad_input_raises_what_nn_linear_raises(bad, match):
 def test_bad_construction():
     with pytest.raises(TopologyError, match="30->20 but the module is 30->21"):
         SparseLinear(30, 21, layer=_layer())
-    with pytest.raises(TopologyError, match="'cusparse'"):
+    with pytest.raises(ParameterError, match="'cusparse'"):
         SparseLinear(30, 20, layer=_layer(), backend="cusparse")
-    with pytest.raises(TopologyError, match="layer=, epsilon= or density="):
+    with pytest.raises(ParameterError, match="layer=, epsilon= or density="):
         SparseLinear(30, 20)
-    with pytest.raises(TopologyError, match="not both"):
+    with pytest.raises(ParameterError, match="not both"):
         SparseLinear(30, 20, layer=_layer(), epsilon=2)
-    with pytest.raises(TopologyError, match="in_features"):
+    with pytest.raises(ParameterError, match="in_features"):
         SparseLinear(0, 20, epsilon=2)
-    with pytest.raises(TopologyError, match="'uniformish'"):
+    with pytest.raises(ParameterError, match="'uniformish'"):
         SparseLinear(30, 20, epsilon=2, init="uniformish")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError, ParameterTypeError
 from topo.nn import SparseLinear, SparseMLP, choose_backend
 from topo.nn.backends import CPU_BREAK_EVEN_DENSITY, CPU_TORCH_OPS_BREAK_EVEN_DENSITY, DENSE_MAX_CELLS
 
@@ -65,7 +65,7 @@ def test_output_dense_dropout_and_rewire_guard():
     model.train()
     h = torch.relu(model.sparse_layers[0](torch.ones(64, 20)))
     assert (model.dropouts[0](h) == 0).float().mean() > 0.3
-    with pytest.raises(TopologyError, match="dense output layer cannot be rewired"):
+    with pytest.raises(ParameterError, match="dense output layer cannot be rewired"):
         model.rewire(2, _topology().layers[2])
 
 
@@ -114,15 +114,15 @@ def test_forward_hooks_see_every_sparse_layer():
 
 
 def test_bad_arguments():
-    with pytest.raises(TopologyError, match="'swish'"):
+    with pytest.raises(ParameterError, match="'swish'"):
         topo.compile(_topology(), activation="swish")
-    with pytest.raises(TopologyError, match="'fast'"):
+    with pytest.raises(ParameterError, match="'fast'"):
         topo.compile(_topology(), backend="fast")
-    with pytest.raises(TopologyError, match="dropout"):
+    with pytest.raises(ParameterError, match="dropout"):
         topo.compile(_topology(), dropout=1.5)
-    with pytest.raises(TopologyError, match="layer_index 3"):
+    with pytest.raises(ParameterError, match="layer_index 3"):
         topo.compile(_topology()).rewire(3, _topology().layers[0])
-    with pytest.raises(TopologyError, match="expected a Topology"):
+    with pytest.raises(ParameterTypeError, match="expected a Topology"):
         topo.compile([_topology().layers[0]])
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError, TopologyFormatError
+from topo.errors import ParameterError, TopologyFormatError
 from topo.nn import SparseRBM, ais
 from topo.nn.kernels import set_enabled
 
@@ -86,11 +86,11 @@ def test_persistent_chain_has_its_own_batch():
     chain = (torch.rand(4, 20) > 0.5).double()
     _, end = rbm.contrastive_divergence(v, k=3, generator=torch.Generator().manual_seed(0), chain=chain)
     assert end.shape == (4, 20) and set(end.unique().tolist()) <= {0.0, 1.0}
-    with pytest.raises(TopologyError, match="positive int"):
+    with pytest.raises(ParameterError, match="positive int"):
         rbm.contrastive_divergence(v, k=0)
-    with pytest.raises(TopologyError, match="shape"):
+    with pytest.raises(ParameterError, match="shape"):
         rbm.contrastive_divergence(v[:, :5])
-    with pytest.raises(TopologyError, match="dtype"):
+    with pytest.raises(ParameterError, match="dtype"):
         rbm.contrastive_divergence(v.float())
 
 
@@ -108,7 +108,7 @@ def test_exact_log_partition_matches_brute_force():
     hs = torch.tensor(list(itertools.product([0, 1], repeat=9)), dtype=torch.float64)
     neg_e = (vs @ b)[:, None] + (hs @ c)[None, :] + vs @ W.t() @ hs.t()
     assert ais.exact_log_partition(wide) == pytest.approx(float(torch.logsumexp(neg_e.flatten(), 0)), abs=1e-9)
-    with pytest.raises(TopologyError, match="max_units"):
+    with pytest.raises(ParameterError, match="max_units"):
         ais.exact_log_partition(SparseRBM(40, 30, density=0.1, seed=0))
 
 
@@ -151,9 +151,9 @@ def test_ais_is_seeded_and_checks_its_input():
     a = ais.ais_log_partition(rbm, n_betas=200, n_runs=10, generator=3)
     b = ais.ais_log_partition(rbm, n_betas=200, n_runs=10, generator=3)
     assert torch.equal(a.log_w, b.log_w)
-    with pytest.raises(TopologyError, match="betas"):
+    with pytest.raises(ParameterError, match="betas"):
         ais.ais_log_partition(rbm, betas=[0.0, 0.7, 0.5, 1.0])
-    with pytest.raises(TopologyError, match="n_runs"):
+    with pytest.raises(ParameterError, match="n_runs"):
         ais.ais_log_partition(rbm, n_runs=0)
 
 
@@ -165,7 +165,7 @@ def test_pseudo_likelihood_is_unbiased():
     g = torch.Generator().manual_seed(0)
     est = np.mean([rbm.pseudo_likelihood(v, g) for _ in range(400)])
     assert est == pytest.approx(exact, rel=0.05)
-    with pytest.raises(TopologyError, match="binary"):
+    with pytest.raises(ParameterError, match="binary"):
         _rbm(4, 3, visible="gaussian").pseudo_likelihood(v[:, :4])
 
 
@@ -255,13 +255,13 @@ def test_run_directory_and_bit_identical_resume(tmp_path, digits):
 def test_trainer_rejects_bad_settings(digits):
     Xtr, _ = digits
     rbm = SparseRBM(64, 8, epsilon=2, seed=0)
-    with pytest.raises(TopologyError, match="lr"):
+    with pytest.raises(ParameterError, match="lr"):
         topo.train.RBMTrainer(rbm, lr=-1, progress=False).fit(Xtr.float())
-    with pytest.raises(TopologyError, match="features"):
+    with pytest.raises(ParameterError, match="features"):
         topo.train.RBMTrainer(rbm, epochs=1, progress=False).fit(Xtr[:, :10].float())
-    with pytest.raises(TopologyError, match="NaN"):
+    with pytest.raises(ParameterError, match="NaN"):
         topo.train.RBMTrainer(rbm, epochs=1, progress=False).fit(torch.full((4, 64), float("nan")))
-    with pytest.raises(TopologyError, match="visible"):
+    with pytest.raises(ParameterError, match="visible"):
         SparseRBM(4, 3, visible="poisson")
 
 

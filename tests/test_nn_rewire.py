@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError, TopologyError
 from topo.graph import LayerGraph
 from topo.nn import SparseLinear, remap_optimizer_state
 
@@ -67,9 +67,9 @@ def test_rewire_init_schemes_and_keep_graph():
     w = torch.randn(new.num_edges)
     mod.rewire(new.with_weight(w), keep="graph")
     assert torch.equal(mod.weight.detach(), w)
-    with pytest.raises(TopologyError, match="weighted"):
+    with pytest.raises(ParameterError, match="weighted"):
         mod.rewire(new, keep="graph")
-    with pytest.raises(TopologyError, match="keep must be"):
+    with pytest.raises(ParameterError, match="keep must be"):
         mod.rewire(new, keep="everything")
     with pytest.raises(TopologyError, match="40->31"):
         mod.rewire(topo.erdos_renyi([40, 31], density=0.1, seed=0).layers[0])
@@ -123,7 +123,7 @@ def test_remap_handles_none_momentum_and_errors():
     assert remap_optimizer_state(opt, mod, m) == 0
     _train_steps(mod, opt, 1)
     other = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
-    with pytest.raises(TopologyError, match="not among this optimizer"):
+    with pytest.raises(ParameterError, match="not among this optimizer"):
         remap_optimizer_state(other, mod, m)
-    with pytest.raises(TopologyError, match="after layer.rewire"):
+    with pytest.raises(ParameterError, match="after layer.rewire"):
         remap_optimizer_state(opt, mod, torch.full((5,), new.num_edges + 3))

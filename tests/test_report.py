@@ -15,10 +15,10 @@ from pathlib import Path
 import lxml.html
 import pandas as pd
 import pytest
-from _analysis_support import synthetic_history, write_run_dir
 
 import analysis.report as report
 import topo
+from _analysis_support import synthetic_history, write_run_dir
 from analysis.report import SECTIONS, RunDirError, build_report
 
 CSVS = ("degrees.csv", "scale_free.csv", "importance.csv", "drift.csv")
@@ -61,7 +61,13 @@ def test_report_tables_are_consistent(built):
     deg = pd.read_csv(run / "degrees.csv")
     assert sorted(deg.epoch.unique()) == [0.0, 2.0, 4.0]
     dr = pd.read_csv(run / "drift.csv")
-    assert len(dr) == 5 * 3 and dr.itop_rate.is_monotonic_increasing is not None
+    assert len(dr) == 5 * 3
+    # In-time over-parameterisation: the layer's density at epoch 0, then it only grows while edges rewire.
+    sizes = (64, 40, 30, 10)
+    for k, layer in dr.groupby("layer"):
+        layer = layer.sort_values("epoch")
+        assert layer.itop_rate.iloc[0] == pytest.approx(layer.num_edges.iloc[0] / (sizes[k] * sizes[k + 1]))
+        assert layer.itop_rate.is_monotonic_increasing and layer.itop_rate.iloc[-1] > layer.itop_rate.iloc[0]
     imp = pd.read_csv(run / "importance.csv")
     assert {"feature", "degree", "degree_rank", "strength", "strength_rank"} <= set(imp.columns)
     assert sorted(imp.feature) == list(range(64))

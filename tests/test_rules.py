@@ -11,9 +11,22 @@ from hypothesis import strategies as st
 
 import topo
 from topo import LayerGraph
-from topo.errors import TopologyError
-from topo.rules import (CTRE, SET, CosineGrow, CosinePrune, GradientGrow, MagnitudePrune, RandomGrow,
-                        RandomPrune, RigL, Rule, RuleContext, Static, from_name)
+from topo.errors import ParameterError, ParameterTypeError, TopologyError
+from topo.rules import (
+    CTRE,
+    SET,
+    CosineGrow,
+    CosinePrune,
+    GradientGrow,
+    MagnitudePrune,
+    RandomGrow,
+    RandomPrune,
+    RigL,
+    Rule,
+    RuleContext,
+    Static,
+    from_name,
+)
 
 COMBOS = ["set", "ctre-sim", "ctre-seq", "rigl", "static", "cosine+random", "magnitude+cosine", "cosine+cosine",
           "random+gradient", "magnitude-global+random", "random+random", "cosine+gradient"]
@@ -189,7 +202,7 @@ def test_ctre_seq_switches_to_random_after_patience():
     fresh.load_state_dict(saved)
     assert fresh.grow.best == 0.61 and not fresh.grow.switched
     rule.observe({"loss": 1.0})  # other metrics are ignored
-    with pytest.raises(TopologyError, match="activations"):
+    with pytest.raises(ParameterError, match="activations"):
         fresh(g, 0)
 
 
@@ -260,15 +273,15 @@ def test_from_name_knows_every_combination_and_rejects_unknown():
 
 def test_missing_scores_and_weights_are_clear_errors():
     g = _weighted(8, 8, 0.3, seed=1)
-    with pytest.raises(TopologyError, match="activations"):
+    with pytest.raises(ParameterError, match="activations"):
         CTRE()(g, 0)
-    with pytest.raises(TopologyError, match="gradient"):
+    with pytest.raises(ParameterError, match="gradient"):
         RigL()(g, 0)
-    with pytest.raises(TopologyError, match="weighted"):
+    with pytest.raises(ParameterError, match="weighted"):
         SET()(g.with_weight(None), 0)
     r = Rule(RandomPrune(0.5), RandomGrow())(g.with_weight(None), 0)
     assert r.graph.weight is None and r.graph.num_edges == g.num_edges
-    with pytest.raises(TopologyError, match="LayerGraph"):
+    with pytest.raises(ParameterTypeError, match="LayerGraph"):
         SET()(topo.Topology([g]), 0)
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from topo.errors import TopologyError
+from topo.errors import ParameterError, TopoError
 from topo.rules import Schedule
 
 
@@ -35,15 +35,15 @@ def test_step_cadence_and_stop_at():
 
 def test_custom_decay_and_total_set_later():
     s = Schedule(decay=lambda p: 1 - p * p, every="epoch")
-    with pytest.raises(TopologyError, match="total training length"):
+    with pytest.raises(ParameterError, match="total training length"):
         s.zeta(0.3, 1)
     s.total = 10
     assert s.zeta(0.5, 5) == pytest.approx(0.5 * 0.75)
     bad = Schedule(decay=lambda p: 2.0, total=10)
-    with pytest.raises(TopologyError, match="factor in \\[0, 1\\]"):
+    with pytest.raises(ParameterError, match="factor in \\[0, 1\\]"):
         bad.zeta(0.3, 1)
     s2 = Schedule(stop_at=0.5)
-    with pytest.raises(TopologyError, match="stop_at < 1 needs"):
+    with pytest.raises(ParameterError, match="stop_at < 1 needs"):
         s2.due(epoch=1)
     s2.load_state_dict(Schedule(total=8).state_dict())
     assert s2.due(epoch=3) and not s2.due(epoch=4)
@@ -61,5 +61,5 @@ def test_custom_decay_and_total_set_later():
     ({"total": 2.5}, "total must be"),
 ])
 def test_bad_schedules_are_clear_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(TopoError, match=match):
         Schedule(**kwargs)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topo import TopologyError
+from topo import TopoError
 from topo.graph import make_generator, sample_keys
 
 
@@ -85,13 +85,13 @@ def test_same_generator_seed_same_keys():
     (lambda g: sample_keys(10, 2, g, exclude=torch.tensor([1.0])), "exclude must be a 1-D int64 tensor"),
 ])
 def test_bad_requests(call, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         call(make_generator(0))
 
 
 @pytest.mark.parametrize("seed", ["1", 1.5, True])
 def test_make_generator_rejects_non_int_seeds(seed):
-    with pytest.raises(TopologyError, match=f"seed must be an int, a torch.Generator or None, got {seed!r}"):
+    with pytest.raises(TopoError, match=f"seed must be an int, a torch.Generator or None, got {seed!r}"):
         make_generator(seed)
 
 

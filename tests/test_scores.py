@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError, TopologyError
 from topo.graph import LayerGraph, sample_keys
 from topo.rules import PairScores, cosine_scores, gradient_scores, topk_by_key
 from topo.rules import scores as scores_mod
@@ -189,13 +189,13 @@ def test_bad_requests_raise():
         sc.top_nonedges(g, 4)
     with pytest.raises(ValueError, match="mode"):
         sc.top_nonedges(g, 1, mode="fast")
-    with pytest.raises(TopologyError, match="Generator"):
+    with pytest.raises(ParameterError, match="Generator"):
         sc.top_nonedges(g, 1, mode="approx-uniform")
     with pytest.raises(TopologyError, match="3->2"):
         sc.top_nonedges(_layer(4, 2, 0.5, seed=0), 1)
-    with pytest.raises(TopologyError, match="same S"):
+    with pytest.raises(ParameterError, match="same S"):
         PairScores(torch.zeros(3, 2), torch.zeros(4, 2))
-    with pytest.raises(TopologyError, match="same S"):
+    with pytest.raises(ParameterError, match="same S"):
         cosine_scores(torch.zeros(3, 2), torch.zeros(4, 2))
 
 

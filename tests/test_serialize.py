@@ -10,8 +10,8 @@ import torch
 
 import topo
 from topo import TopologyError, TopologyFormatError
-from topo.utils.atomic import atomic_write
 from topo.graph.serialize import FORMAT_VERSION, read_npz, write_npz
+from topo.utils.atomic import atomic_write
 
 
 def sample_topology(weighted=True, dtype=torch.float32):

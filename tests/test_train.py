@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import topo
-from topo.train import checkpoint as _checkpoint
 from topo.cli.factory import build_evolver, build_model, dense_mlp
-from topo.errors import TopologyError, TopologyFormatError
+from topo.errors import ParameterError, TopoError, TopologyFormatError
+from topo.train import checkpoint as _checkpoint
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges", "train_seconds",
            "evolve_seconds"]
@@ -271,7 +271,7 @@ def test_resume_with_other_settings_is_refused(data, tmp_path):
     make(epochs=1, out=tmp_path / "run").fit(*data)
     t = make(epochs=2, out=tmp_path / "run", resume=True)
     t.lr = 0.5
-    with pytest.raises(TopologyError, match="lr=0.05"):
+    with pytest.raises(ParameterError, match="lr=0.05"):
         t.fit(*data)
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         make(epochs=2, out=tmp_path / "none", resume=True).fit(*data)
@@ -287,7 +287,7 @@ def test_bad_settings(data, change, match):
     t = make(epochs=1)
     for k, v in change.items():
         setattr(t, k, v)
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         t.fit(*data)
 
 
@@ -297,7 +297,7 @@ def test_bad_settings(data, change, match):
     ((torch.rand(10, 12), torch.zeros(9, dtype=torch.long)), "10 rows"),
 ])
 def test_bad_data(train, match):
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(TopoError, match=match):
         make(epochs=1).fit(train)
 
 
@@ -305,10 +305,10 @@ def test_evolver_of_another_model_or_optimizer_is_refused(data):
     t = make(epochs=1)
     other = build_model(SIZES, "set", epsilon=3, seed=5)
     t.evolver = topo.Evolver(other, "set", seed=0)
-    with pytest.raises(TopologyError, match="another model"):
+    with pytest.raises(ParameterError, match="another model"):
         t.fit(*data)
     t.evolver = topo.Evolver(t.model, "set", optimizer=torch.optim.SGD(t.model.parameters(), lr=0.1), seed=0)
-    with pytest.raises(TopologyError, match="another optimizer"):
+    with pytest.raises(ParameterError, match="another optimizer"):
         t.fit(*data)
 
 

@@ -1,15 +1,58 @@
 """Exception hierarchy of topo.
 
-Every error topo raises for bad input derives from :class:`TopologyError`, which
-itself derives from :class:`ValueError`, so ``except ValueError`` keeps working
-for callers who do not know topo's types.
+Every exception topo raises on purpose derives from :class:`TopoError`, and
+each also derives from the builtin a torch or scikit-learn user expects, so
+``except ValueError`` / ``except TypeError`` keep working for callers who do
+not know topo's types:
+
+=============================  =====================  ==============================================
+class                          builtin base           raised for
+=============================  =====================  ==============================================
+:class:`ParameterError`        ``ValueError``         a bad argument or setting value: ``lr=-1``,
+                                                      an unknown rule, activation, backend or format
+:class:`ParameterTypeError`    ``TypeError``          an argument of the wrong type: a list where a
+                                                      ``LayerGraph`` is expected, a float for a seed
+:class:`TopologyError`         ``ValueError``         a graph invariant broken: duplicate or
+                                                      out-of-range edges, weights not aligned with
+                                                      the edges, layers that do not chain
+:class:`TopologyFormatError`   (``TopologyError``)    a file truncated, corrupt, of another kind or
+                                                      of an unsupported version
+:class:`DatasetError`          (``TopologyError``)    a dataset unknown, missing or failing its
+                                                      checksum
+:class:`TopologyMismatchError` (``TopologyError``)    ranks of a distributed run disagree
+=============================  =====================  ==============================================
+
+:class:`topo.nn.BackendUnavailableError` (a ``ParameterError`` and an
+``ImportError``) names a backend whose optional dependency is missing.
+
+Examples
+--------
+>>> import topo
+>>> try:
+...     topo.rules.SET(zeta=2.0)
+... except topo.ParameterError as err:
+...     isinstance(err, ValueError), isinstance(err, topo.TopoError)
+(True, True)
 """
 
-__all__ = ["TopologyError", "TopologyFormatError", "DatasetError", "TopologyMismatchError"]
+__all__ = ["TopoError", "ParameterError", "ParameterTypeError", "TopologyError", "TopologyFormatError",
+           "DatasetError", "TopologyMismatchError"]
 
 
-class TopologyError(ValueError):
-    """A topology, layer or argument violates topo's invariants."""
+class TopoError(Exception):
+    """Base of every exception topo raises on purpose (``except topo.TopoError`` catches them all)."""
+
+
+class ParameterError(TopoError, ValueError):
+    """An argument or setting has a bad value (out of range, unknown name, conflicting options)."""
+
+
+class ParameterTypeError(TopoError, TypeError):
+    """An argument has the wrong type (what ``torch`` and ``scikit-learn`` raise ``TypeError`` for)."""
+
+
+class TopologyError(TopoError, ValueError):
+    """A topology, layer graph, history or edge list violates topo's graph invariants."""
 
 
 class TopologyFormatError(TopologyError):

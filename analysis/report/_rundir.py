@@ -11,6 +11,7 @@ import pandas as pd
 import topo
 from topo.runs import RunDir
 from topo.errors import TopologyError, TopologyFormatError
+from topo.runs import CONFIG, HISTORY, METRICS, read_json
 
 __all__ = ["RunDirError", "Run", "load_run"]
 

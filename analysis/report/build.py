@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,12 +14,12 @@ import pandas as pd
 from topo.runs import RunDir
 from topo.utils import atomic_write
 
-from ..degrees import degree_distribution, degree_summary, degrees
-from ..broido import scale_free_report
-from ..drift import drift
-from ..importance import evaluate_selection, importance_map, input_importance
 from .._inputs import iter_topologies, resolve_epochs
 from .._progress import progress_bar
+from ..broido import scale_free_report
+from ..degrees import degree_distribution, degree_summary, degrees
+from ..drift import drift
+from ..importance import evaluate_selection, importance_map, input_importance
 from . import html as H
 from . import plots
 from ._rundir import load_run

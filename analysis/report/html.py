@@ -39,7 +39,7 @@ class Section:
     def __init__(self, sid: str, title: str) -> None:
         self.id, self.title, self.parts = sid, title, []
 
-    def add(self, fragment: str) -> "Section":
+    def add(self, fragment: str) -> Section:
         self.parts.append(fragment)
         return self
 

@@ -163,7 +163,7 @@ def drift_figure(dr: pd.DataFrame):
         ax.grid(alpha=0.3)
     ax = axes[3]
     later = dr[dr["epoch"] > 0]
-    for i, (layer, g) in enumerate(later.groupby("layer")):
+    for i, (_layer, g) in enumerate(later.groupby("layer")):
         c = f"C{i}"
         ax.plot(g["epoch"], g["births"], marker="^", ms=3, color=c)
         ax.plot(g["epoch"], g["deaths"], marker="v", ms=3, ls="--", color=c)

@@ -11,10 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-__all__ = ["targets", "load_target", "KNOWN_TARGETS"]
-
-#: Targets the project plans; those without a module yet report "not available".
-KNOWN_TARGETS = ("layers", "training", "export", "analysis", "scale")
+__all__ = ["targets", "load_target"]
 
 
 def targets() -> list[str]:
@@ -24,9 +21,9 @@ def targets() -> list[str]:
 
 def load_target(name: str):
     """Import ``topo.bench.<name>``; raise a ``TopologyError`` naming unknown targets."""
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     if name not in targets():
-        raise TopologyError(f"unknown or not yet available benchmark target {name!r}; "
-                            f"available: {', '.join(targets()) or 'none'}")
+        raise ParameterError(f"unknown or not yet available benchmark target {name!r}; "
+                             f"available: {', '.join(targets()) or 'none'}")
     return importlib.import_module(f"{__name__}.{name}")

@@ -44,7 +44,7 @@ class RssPeak:
             self.peak = max(self.peak, rss_bytes())
             time.sleep(self.every)
 
-    def __enter__(self) -> "RssPeak":
+    def __enter__(self) -> RssPeak:
         self.base = self.peak = rss_bytes()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -392,13 +392,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TopologyError(f"--device {args.device!r}: CUDA is not available on this machine")
+        raise ParameterError(f"--device {args.device!r}: CUDA is not available on this machine")
     print(f"topo bench layers: torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
           f"batch {args.batch}, epsilon {args.epsilon}, allocator {'tuned' if args.tune_malloc else 'default'}")
     densities = args.densities or (CUDA_DENSITIES if device.type == "cuda" else None)

@@ -39,10 +39,10 @@ def hidden_width(neurons: int, n_in: int = 784, n_out: int = 10, depth: int = 3)
     """
     w = (neurons - n_in - n_out) // depth
     if w < 1:
-        from ..errors import TopologyError
+        from ..errors import ParameterError
 
-        raise TopologyError(f"{neurons} neurons leave no room for {depth} hidden layers between {n_in} inputs "
-                            f"and {n_out} outputs")
+        raise ParameterError(f"{neurons} neurons leave no room for {depth} hidden layers between {n_in} inputs "
+                             f"and {n_out} outputs")
     return w
 
 
@@ -233,13 +233,13 @@ def run(args) -> int:
     from ._measure import write_json
 
     if any(n < 1 for n in args.neurons) or args.batch < 1 or args.steps < 1 or args.depth < 1:
-        from ..errors import TopologyError
+        from ..errors import ParameterError
 
-        raise TopologyError("--neurons, --batch, --steps and --depth must be positive")
+        raise ParameterError("--neurons, --batch, --steps and --depth must be positive")
     if args.threads < 0:
-        from ..errors import TopologyError
+        from ..errors import ParameterError
 
-        raise TopologyError(f"--threads must be >= 0, got {args.threads}")
+        raise ParameterError(f"--threads must be >= 0, got {args.threads}")
     rows = run_scale(args.neurons, epsilon=args.epsilon, batch=args.batch, steps=args.steps, depth=args.depth,
                      backend=args.backend, dropout=args.dropout,
                      threads=args.threads or None, checkpoint=args.checkpoint, history_weights=args.history_weights)

@@ -107,17 +107,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..cli.factory import parse_hidden
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TopologyError(f"--device {args.device!r}: CUDA is not available on this machine")
+        raise ParameterError(f"--device {args.device!r}: CUDA is not available on this machine")
     for name in ("batch", "rounds", "batches"):
         v = getattr(args, name)
         if v is not None and v < 1:
-            raise TopologyError(f"--{name} must be a positive integer, got {v}")
+            raise ParameterError(f"--{name} must be a positive integer, got {v}")
     X, y, what = load_data(args.dataset, args.seed)
     n_full = X.shape[0]
     scale = 1.0

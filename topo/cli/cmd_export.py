@@ -1,14 +1,18 @@
-"""``topo export``: a run directory, topology or history as GEXF (static or timeline), GraphML or CSV."""
+"""``topo export``: a run directory, topology or history as GEXF (static or timeline), GraphML or CSV.
+
+The formats are the entries of :data:`topo.io.EXPORTERS` (``topo.io.register_exporter`` adds one).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-FORMATS = ("gexf", "gexf-dynamic", "graphml", "edgelist-csv", "onnx")
-
 
 def add_parser(sub) -> None:
+    from ..io.exporters import EXPORTERS
+
+    formats = "; ".join(f"{name}: {EXPORTERS.help(name)}" for name in EXPORTERS.names())
     p = sub.add_parser(
         "export", help="export a topology or its evolution to GEXF (Gephi), GraphML or CSV",
         description="Export RUN_DIR_OR_FILE (a run directory, a topology .npz or a history .npz). "
@@ -17,7 +21,8 @@ def add_parser(sub) -> None:
                     "final topology (its files are verified against the run's manifest). onnx writes the run's "
                     "model file, made dense, for ONNX runtimes (needs the [onnx] extra).")
     p.add_argument("source", metavar="RUN_DIR_OR_FILE")
-    p.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    p.add_argument("--format", required=True, choices=EXPORTERS.names(), metavar="FORMAT",
+                   help=f"output format ({formats})")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
     p.add_argument("--layers", metavar="K[,K...]", help="bipartite layers to export, e.g. 0,1 (default all)")
     p.add_argument("--epoch", metavar="N", help="export the topology at history epoch N ('last', -1 allowed)")
@@ -30,15 +35,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import TopologyError
+    from ..errors import TopoError
 
-    if args.format == "onnx":
-        return _export_onnx(args)
+    if _takes(args.format) == "model":
+        return _export_model(args)
     try:
         layers = _parse_layers(args.layers)
         kind, obj = _load(Path(args.source), args.format, args.epoch)
         n = _write(args, obj, layers)
-    except (TopologyError, OSError) as err:
+    except (TopoError, OSError) as err:
         # OSError covers what main() does not: IsADirectoryError, a full disk, a read-only target.
         print(f"topo export: error: {err}", file=sys.stderr)
         return 2
@@ -46,36 +51,36 @@ def run(args) -> int:
     return 0
 
 
-def _export_onnx(args) -> int:
-    """The run's model (or a model file) as ONNX: the dense twin of its sparse layers."""
-    from ..errors import TopologyError
-    from ..nn.export_onnx import export_onnx
+def _export_model(args) -> int:
+    """The run's model (or a model file) in a model format, e.g. ONNX: the dense twin of its sparse layers."""
+    from ..errors import TopoError
+    from ..io.exporters import export
     from ..nn.model_file import load_model
 
     if args.layers is not None or args.epoch is not None:
-        print("topo export: error: --layers and --epoch select topologies; onnx exports the whole final "
-              "model", file=sys.stderr)
+        print(f"topo export: error: --layers and --epoch select topologies; {args.format} exports the whole "
+              "final model", file=sys.stderr)
         return 2
     try:
         model = load_model(Path(args.source))
-        export_onnx(model, args.out)
-    except (TopologyError, OSError, ImportError) as err:
+        export(model, args.out, args.format)
+    except (TopoError, OSError, ImportError) as err:
         print(f"topo export: error: {err}", file=sys.stderr)
         return 2
     n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {args.out} (onnx, the dense form of a model with {n} parameters, from {args.source})")
+    print(f"wrote {args.out} ({args.format}, the dense form of a model with {n} parameters, from {args.source})")
     return 0
 
 
 def _parse_layers(text):
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     if text is None:
         return None
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise TopologyError(f"--layers must be comma-separated layer numbers like 0,1, got {text!r}") from None
+        raise ParameterError(f"--layers must be comma-separated layer numbers like 0,1, got {text!r}") from None
 
 
 def _format_tag(path: Path) -> str:
@@ -99,10 +104,18 @@ def _format_tag(path: Path) -> str:
         raise TopologyFormatError(f"{str(path)!r} is not a topo .npz file ({type(err).__name__}: {err})") from None
 
 
+def _takes(fmt: str) -> str:
+    from ..io.exporters import EXPORTERS
+
+    return EXPORTERS.get(fmt).takes
+
+
 def _load(src: Path, fmt: str, epoch):
     """(description, Topology or History) to export, following the run-directory layout."""
+    takes = _takes(fmt)
     import topo
-    from ..errors import TopologyError, TopologyFormatError
+
+    from ..errors import ParameterError, TopoError, TopologyFormatError
 
     from ..runs import RunDir
 
@@ -110,9 +123,9 @@ def _load(src: Path, fmt: str, epoch):
     if src.is_dir():
         run = RunDir(src)
         hp, tp = run / RunDir.HISTORY, run / RunDir.TOPOLOGY
-        if fmt == "gexf-dynamic" or epoch is not None or not tp.is_file():
+        if takes == "history" or epoch is not None or not tp.is_file():
             if not hp.is_file():
-                need = "gexf-dynamic needs" if fmt == "gexf-dynamic" else "--epoch needs" if epoch is not None \
+                need = f"{fmt} needs" if takes == "history" else "--epoch needs" if epoch is not None \
                     else f"exporting needs {RunDir.TOPOLOGY} or"
                 raise FileNotFoundError(f"{need} {str(hp)!r}, which does not exist")
             history = run.read_history()
@@ -125,27 +138,27 @@ def _load(src: Path, fmt: str, epoch):
         if tag == "topo.history":
             history = topo.History.load(src)
         elif tag == "topo.topology":
-            if fmt == "gexf-dynamic":
-                raise TopologyError(f"{str(src)!r} holds one topology; gexf-dynamic needs a history "
-                                    f"(a run directory or its {RunDir.HISTORY})")
+            if takes == "history":
+                raise ParameterError(f"{str(src)!r} holds one topology; {fmt} needs a history "
+                                     f"(a run directory or its {RunDir.HISTORY})")
             if epoch is not None:
-                raise TopologyError(f"--epoch needs a history; {str(src)!r} holds one topology")
+                raise ParameterError(f"--epoch needs a history; {str(src)!r} holds one topology")
             topology = topo.load(src)
         else:
             raise TopologyFormatError(f"{str(src)!r} holds {tag or 'no topo format tag'!r}; "
                                       "expected a topo topology or history .npz")
     else:
         raise FileNotFoundError(f"no such run directory or file: {str(src)!r}")
-    if fmt == "gexf-dynamic":
+    if takes == "history":
         if epoch is not None:
-            raise TopologyError("--epoch selects one topology; gexf-dynamic exports every epoch (drop --epoch)")
+            raise ParameterError(f"--epoch selects one topology; {fmt} exports every epoch (drop --epoch)")
         return f"{src} (history, {len(history)} epochs)", history
     if history is not None:
         try:
             e = history.resolve_epoch("last" if epoch is None else epoch)
-        except TopologyError:
-            raise TopologyError(f"epoch {epoch!r} is not in the history of {str(src)!r}; "
-                                f"available epochs: {_list_epochs(history.epochs)}") from None
+        except TopoError:
+            raise ParameterError(f"epoch {epoch!r} is not in the history of {str(src)!r}; "
+                                 f"available epochs: {_list_epochs(history.epochs)}") from None
         return f"{src} (epoch {e:g})", history.topology(e)
     return str(src), topology
 
@@ -156,17 +169,12 @@ def _list_epochs(epochs: list[float]) -> str:
 
 
 def _write(args, obj, layers) -> str:
-    import topo.io
+    from ..io.exporters import export
 
-    viz = None if args.viz == "none" else args.viz
-    if args.format == "gexf-dynamic":
-        topo.io.write_gexf_dynamic(obj, args.out, layers=layers, weights=not args.no_weights, viz=viz)
+    # Each writer takes the options it names (graphml and CSV have no weights/viz switches).
+    export(obj, args.out, args.format, layers=layers, weights=not args.no_weights,
+           viz=None if args.viz == "none" else args.viz)
+    if _takes(args.format) == "history":
         return f"{len(obj)} epochs"
-    if args.format == "gexf":
-        topo.io.write_gexf(obj, args.out, layers=layers, weights=not args.no_weights, viz=viz)
-    elif args.format == "graphml":
-        topo.io.write_graphml(obj, args.out, layers=layers)
-    else:
-        topo.io.write_edgelist_csv(obj, args.out, layers=layers)
     kept = range(len(obj)) if layers is None else layers
     return f"{sum(obj[k].num_edges for k in kept)} edges"

@@ -26,8 +26,8 @@ def run(args) -> int:
 
     bootstrap = DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap
     if bootstrap < 0:
-        from ..errors import TopologyError
-        raise TopologyError(f"--bootstrap must be >= 0, got {bootstrap}")
+        from ..errors import ParameterError
+        raise ParameterError(f"--bootstrap must be >= 0, got {bootstrap}")
     try:
         path = build_report(args.run_dir, args.out, epochs=args.epochs, bootstrap=bootstrap, seed=args.seed,
                             progress=not args.quiet)

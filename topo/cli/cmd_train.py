@@ -25,6 +25,10 @@ _RESUMABLE = ("epochs", "device")
 
 
 def add_parser(sub) -> None:
+    from ..nn.activations import ACTIVATIONS
+    from ..nn.backends import backend_names
+    from .factory import rule_help
+
     p = sub.add_parser(
         "train", help="train a sparse MLP on a dataset, evolving its topology, into a run directory",
         description="Train an MLP whose topology starts Erdős–Rényi and evolves by a rule after every epoch "
@@ -49,7 +53,7 @@ def add_parser(sub) -> None:
     size.add_argument("--epsilon", type=float, help="SET's ε: layer density ε(n_in+n_out)/(n_in·n_out) "
                                                     "(default 20 unless --density)")
     size.add_argument("--density", type=float, help="density of every layer, in (0, 1]")
-    p.add_argument("--rule", help="set, ctre-sim, ctre-seq, rigl, static, dense or PRUNE+GROW (default set)")
+    p.add_argument("--rule", help=rule_help())
     p.add_argument("--zeta", type=float, help="fraction of edges rewired per epoch, in [0, 1] "
                                               "(default: the rule's, 0.3 for SET)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10); with --resume, more extends the run")
@@ -59,8 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 2e-4)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
-    p.add_argument("--activation", help="relu, tanh, sigmoid, gelu, ..., allrelu[:ALPHA] (SET's alternating "
-                                        "leaky ReLU, Curci et al. 2021; α 0.6 by default); default auto: allrelu "
+    p.add_argument("--activation", help=f"{', '.join(ACTIVATIONS.names())}; allrelu[:ALPHA] is SET's alternating "
+                                        "leaky ReLU (Curci et al. 2021; α 0.6 by default); default auto: allrelu "
                                         "for set/static, relu otherwise")
     p.add_argument("--seed", type=int, help="seed of topology, initial weights, shuffling, dropout, evolution "
                                             "(default 0)")
@@ -96,7 +100,7 @@ def add_parser(sub) -> None:
                    help="std of Gaussian noise added to each training batch's inputs (a denoising "
                         "autoencoder with --task reconstruct; default 0)")
     p.add_argument("--device", help="torch device (default cpu)")
-    p.add_argument("--backend", help="sparse layer backend: auto, csr, dense, torch_sparse (default auto)")
+    p.add_argument("--backend", help=f"sparse layer backend: {', '.join(backend_names())} (default auto)")
     p.add_argument("--out", required=True, help="run directory (refused if it already holds a run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -120,13 +124,13 @@ def _run_files() -> tuple:
 
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
+    from ..errors import ParameterError
     from ..runs import RunDir
-    from ..errors import TopologyError
 
     given = {k: getattr(args, k, None) for k in (*DEFAULTS, "dataset") if getattr(args, k, None) is not None}
     if not args.resume:
         if "dataset" not in given:
-            raise TopologyError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
+            raise ParameterError("--dataset is required for a new run (e.g. --dataset fashion-mnist)")
         from .factory import resolve_auto
 
         s = resolve_auto({**DEFAULTS, **given})
@@ -151,9 +155,9 @@ def _settings(args) -> dict:
         if key in _RESUMABLE:
             s[key] = value
         elif value != s.get(key) and not (key == "hidden" and _same_hidden(value, s.get(key))):
-            raise TopologyError(f"--{key.replace('_', '-')} {value!r} differs from the run's {s.get(key)!r} "
-                                f"in {str(path)!r}; a resumed run keeps its settings (only "
-                                f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
+            raise ParameterError(f"--{key.replace('_', '-')} {value!r} differs from the run's {s.get(key)!r} "
+                                 f"in {str(path)!r}; a resumed run keeps its settings (only "
+                                 f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
     return s
 
 
@@ -202,7 +206,7 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from .. import distributed as D
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     nproc = getattr(args, "nproc", None)
     backend = getattr(args, "dist_backend", "auto")
@@ -211,8 +215,8 @@ def _run(args) -> int:
     if D.is_torchrun():
         world = D.env_world_size()
         if nproc not in (None, world):
-            raise TopologyError(f"--nproc {nproc} conflicts with torchrun's WORLD_SIZE={world}; under torchrun "
-                                f"leave --nproc out (torchrun's --nproc-per-node sets the processes)")
+            raise ParameterError(f"--nproc {nproc} conflicts with torchrun's WORLD_SIZE={world}; under torchrun "
+                                 f"leave --nproc out (torchrun's --nproc-per-node sets the processes)")
         if world > 1:
             return _as_rank(args, backend)
         return _train(args)
@@ -225,7 +229,7 @@ def _run(args) -> int:
     backend = D.resolve_backend(backend, device)
     D.check_nproc(nproc, backend)
     if backend == "gloo" and str(device).startswith("cuda"):
-        raise TopologyError("--dist-backend gloo with a cuda --device is not supported; use nccl")
+        raise ParameterError("--dist-backend gloo with a cuda --device is not supported; use nccl")
     _prepare(args, s, nproc)
     options = {k: v for k, v in vars(args).items() if k not in ("func", "nproc")}
     codes = D.launch(nproc, _rank_main, options, backend=backend)
@@ -255,7 +259,7 @@ def _as_rank(args, backend: str) -> int:
     from .. import distributed as D
 
     device = _settings(args)["device"]
-    info = D.init_distributed(backend, device=device)
+    D.init_distributed(backend, device=device)
     try:
         if not args.resume:
             from ..runs import RunDir
@@ -272,13 +276,13 @@ def _train(args) -> int:
 
     from .. import datasets
     from ..runs import RunDir
-    from .factory import build_evolver, build_model, build_schedule, check_rule, parse_hidden
     from ..train import Trainer
+    from .factory import build_evolver, build_model, build_schedule, check_rule, parse_hidden
 
     s = _settings(args)
     if isinstance(s["epochs"], int) and s["epochs"] < 1:
-        from ..errors import TopologyError
-        raise TopologyError(f"--epochs must be a positive integer, got {s['epochs']}")
+        from ..errors import ParameterError
+        raise ParameterError(f"--epochs must be a positive integer, got {s['epochs']}")
     if s["model"] == "rbm":
         from ._train_rbm import train_rbm
 
@@ -332,7 +336,7 @@ def _train(args) -> int:
 
 def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     """Every check that needs no data and writes nothing: --out, --device, --backend, memory, edges."""
-    from ..errors import TopologyError
+    from ..errors import ParameterError
     from ..graph.generators import _layer_densities
     from ..nn.backends import check_backend
     from . import preflight
@@ -341,9 +345,9 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     device = preflight.check_device(s["device"])
     batch, dropout = s["batch_size"], s["dropout"]
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise TopologyError(f"batch_size (--batch-size) must be a positive integer, got {batch!r}")
+        raise ParameterError(f"batch_size (--batch-size) must be a positive integer, got {batch!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise TopologyError(f"--dropout must be in [0, 1), got {dropout!r}")
+        raise ParameterError(f"--dropout must be in [0, 1), got {dropout!r}")
     if s["rule"].strip().lower() != "dense":
         check_backend(s["backend"])
         _layer_densities(sizes, s["epsilon"], s["density"])  # a bad --epsilon/--density names itself here

@@ -35,11 +35,11 @@ def describe(err: BaseException) -> str | None:
     >>> describe(AttributeError("x")) is None
     True
     """
-    from ..errors import DatasetError, TopologyError
+    from ..errors import DatasetError, TopoError
 
     if isinstance(err, DatasetError):
         return str(err)  # its later lines are the commands that get the files: keep them
-    if isinstance(err, (TopologyError, FileNotFoundError, FileExistsError)) and not _is_raw_oserror(err):
+    if isinstance(err, (TopoError, FileNotFoundError, FileExistsError)) and not _is_raw_oserror(err):
         return _one_line(str(err))
     if isinstance(err, OSError):
         return _os_error(err)

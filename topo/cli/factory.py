@@ -8,17 +8,30 @@ evolved by :func:`topo.rules.from_name` ``(rule)`` — ``"static"`` never change
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopoError
 
-__all__ = ["RULES", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver", "build_schedule"]
+__all__ = ["rule_names", "rule_help", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver",
+           "build_schedule"]
 
-#: Rule names ``topo train`` documents (besides any ``PRUNE+GROW`` combination).
-RULES = ("set", "ctre-sim", "ctre-seq", "rigl", "static", "dense")
+
+def rule_names() -> tuple[str, ...]:
+    """What ``topo train --rule`` takes besides ``PRUNE+GROW``: the rule registry's names and ``"dense"``."""
+    from .. import rules
+
+    return (*rules.names(), "dense")
+
+
+def rule_help() -> str:
+    """The ``--rule`` help, read off the rule registries (:mod:`topo.rules.registry`)."""
+    from .. import rules
+
+    return (f"{', '.join(rule_names())} (the dense torch baseline) or PRUNE+GROW with PRUNE in "
+            f"{', '.join(rules.PRUNE.names())} and GROW in {', '.join(rules.GROW.names())} (default set)")
 
 
 def parse_hidden(spec) -> list[int]:
@@ -31,15 +44,15 @@ def parse_hidden(spec) -> list[int]:
     """
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     if not items or items == [""]:
-        raise TopologyError(f"hidden layer sizes are empty ({spec!r}); give e.g. --hidden 1000,1000,1000")
+        raise ParameterError(f"hidden layer sizes are empty ({spec!r}); give e.g. --hidden 1000,1000,1000")
     out = []
     for s in items:
         try:
             n = int(s)
         except (TypeError, ValueError):
-            raise TopologyError(f"hidden layer size {s!r} in {spec!r} is not an integer") from None
+            raise ParameterError(f"hidden layer size {s!r} in {spec!r} is not an integer") from None
         if n <= 0 or (isinstance(s, float) and s != n):
-            raise TopologyError(f"hidden layer sizes must be positive integers, got {s!r} in {spec!r}")
+            raise ParameterError(f"hidden layer sizes must be positive integers, got {s!r} in {spec!r}")
         out.append(n)
     return out
 
@@ -57,15 +70,18 @@ def check_rule(name: str, zeta: float | None = None, **options):
         return None
     try:
         return rules.from_name(name, zeta, **options)
-    except TopologyError as err:
-        raise TopologyError(f"{err} (or 'dense' for the dense torch baseline)") from None
+    except TopoError as err:
+        raise type(err)(f"{err} (or 'dense' for the dense torch baseline)") from None
 
 
 def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0.0,
               seed: int | None = None) -> nn.Sequential:
     """``Linear → activation → dropout`` per hidden layer, then a ``Linear`` to logits.
 
-    ``seed`` seeds torch's global RNG first, so ``nn.Linear``'s own init is reproducible.
+    ``seed`` makes ``nn.Linear``'s own init reproducible: the layers are built under a forked
+    RNG seeded with it (:func:`torch.random.fork_rng`), so the weights are those of
+    ``torch.manual_seed(seed)`` followed by the same constructors, and the caller's global
+    RNG state is left as it was. ``seed=None`` draws from the global RNG, like ``nn.Linear``.
 
     Examples
     --------
@@ -75,15 +91,25 @@ def dense_mlp(sizes: Sequence[int], activation: str = "relu", dropout: float = 0
     from ..nn.mlp import _activation
 
     if not isinstance(activation, str):
-        raise TopologyError(f"activation must be a name, got {activation!r}")
+        raise ParameterTypeError(f"activation must be a name, got {activation!r}")
     _activation(activation)  # an unknown name fails before any weight is drawn
-    if seed is not None:
+    if seed is None:
+        return _dense_layers(sizes, activation, dropout)
+    # nn.Linear initialises from the global RNG only; fork it (CPU state; no CUDA state is touched, the
+    # layers are built on CPU) so the seed reaches the init without leaking into the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        return _dense_layers(sizes, activation, dropout)
+
+
+def _dense_layers(sizes: Sequence[int], activation: str, dropout: float) -> nn.Sequential:
+    from ..nn.activations import make_activation
+
     mods: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if k < len(sizes) - 2:
-            mods += [_activation(activation, k), nn.Dropout(dropout)]
+            mods += [make_activation(activation, position=k), nn.Dropout(dropout)]
     return nn.Sequential(*mods)
 
 
@@ -125,12 +151,12 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
     from ..nn import compile
 
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise TopologyError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
     if rule.strip().lower() == "dense":
         model = dense_mlp(sizes, activation, dropout, seed=seed)
         return model if device is None else model.to(device)
     if epsilon is None and density is None:
-        raise TopologyError("a sparse model needs epsilon or density")
+        raise ParameterError("a sparse model needs epsilon or density")
     topology = erdos_renyi(sizes, epsilon=epsilon, density=density, seed=seed)
     return compile(topology, activation=activation, dropout=dropout, backend=backend, device=device, seed=seed,
                    init=init, regrow_init=regrow_init)
@@ -164,8 +190,8 @@ def build_schedule(every="epoch", until: float = 1.0, decay: str = "constant"):
         try:
             every = int(every)
         except ValueError:
-            raise TopologyError(f"--update-every must be 'epoch' or a positive number of optimizer steps, "
-                                f"got {every!r}") from None
+            raise ParameterError(f"--update-every must be 'epoch' or a positive number of optimizer steps, "
+                                 f"got {every!r}") from None
     elif isinstance(every, str):
         every = "epoch"
     return Schedule(decay=decay, every=every, stop_at=until)

@@ -20,8 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
+from topo.utils.atomic import atomic_write
 
 __all__ = [
     "data_home",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
+from topo.utils.atomic import atomic_write
 
 __all__ = ["read_idx", "parse_idx", "idx_bytes", "write_idx"]
 

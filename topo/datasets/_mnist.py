@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from topo.utils.atomic import atomic_write
 from topo.errors import DatasetError
+from topo.utils.atomic import atomic_write
 
 from . import _fetch
 from ._idx import _decompress, idx_bytes, parse_idx

@@ -22,8 +22,20 @@ import torch  # noqa: F401  (the doctest above uses it)
 
 from ..errors import TopologyMismatchError
 from ._collective import agree, allreduce_gradients, allreduce_sum, broadcast_model, comm_device, shard
-from ._env import (BACKENDS, DistInfo, check_nproc, env_world_size, find_free_port, get_info, init_distributed,
-                   is_torchrun, launch, max_nproc, resolve_backend, shutdown)
+from ._env import (
+                   BACKENDS,
+                   DistInfo,
+                   check_nproc,
+                   env_world_size,
+                   find_free_port,
+                   get_info,
+                   init_distributed,
+                   is_torchrun,
+                   launch,
+                   max_nproc,
+                   resolve_backend,
+                   shutdown,
+)
 from ._evolution import broadcast_evolution, check_consistent, layer_digests, sparse_layers
 
 __all__ = ["DistInfo", "BACKENDS", "init_distributed", "shutdown", "get_info", "is_torchrun", "env_world_size",

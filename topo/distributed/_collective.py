@@ -11,12 +11,12 @@ their share of the batch so uneven shards still give the exact global mean.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopologyError
 
 __all__ = ["allreduce_gradients", "broadcast_model", "allreduce_sum", "shard", "comm_device", "agree"]
 
@@ -72,7 +72,7 @@ def allreduce_gradients(params: nn.Module | Iterable[torch.Tensor], weight: floa
     dist = _dist()
     world = 1 if dist is None else dist.get_world_size()
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
-        raise TopologyError(f"weight must be a non-negative number, got {weight!r}")
+        raise ParameterError(f"weight must be a non-negative number, got {weight!r}")
     if world == 1:
         if weight is not None and weight != 1:
             for p in params:
@@ -88,7 +88,7 @@ def allreduce_gradients(params: nn.Module | Iterable[torch.Tensor], weight: floa
             p.grad = torch.zeros_like(p)
         if f:
             if p.grad.is_sparse:
-                raise TopologyError("allreduce_gradients handles dense gradients only")
+                raise ParameterError("allreduce_gradients handles dense gradients only")
             grads.append(p.grad)
     scale_before = 1.0 if weight is None else float(weight)
     scale_after = 1.0 / world if weight is None else 1.0
@@ -196,7 +196,7 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     [1, 4]
     """
     if not 0 <= rank < world_size:
-        raise TopologyError(f"rank {rank} out of range for world_size {world_size}")
+        raise ParameterError(f"rank {rank} out of range for world_size {world_size}")
     return indices[rank::world_size]
 
 

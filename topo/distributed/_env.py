@@ -12,13 +12,14 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..utils.signals import STOP_SIGNALS, exit_code, stop_on_signals
 
 __all__ = ["DistInfo", "BACKENDS", "init_distributed", "shutdown", "get_info", "is_torchrun", "env_world_size",
@@ -66,13 +67,13 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise TopologyError(f"environment variable {name}={raw!r} is not an integer") from None
+        raise ParameterError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
 def resolve_backend(backend: str = "auto", device=None) -> str:
     """``"gloo"`` or ``"nccl"``: ``"auto"`` is NCCL for CUDA devices, gloo otherwise.
 
-    Raises :class:`~topo.errors.TopologyError` for an unknown name and for NCCL on a
+    Raises :class:`~topo.errors.ParameterError` for an unknown name and for NCCL on a
     machine (or torch build) without CUDA GPUs.
 
     Examples
@@ -81,22 +82,22 @@ def resolve_backend(backend: str = "auto", device=None) -> str:
     'gloo'
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
-        raise TopologyError(f"unknown distributed backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise ParameterError(f"unknown distributed backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     dev = torch.device(device) if device is not None else None
     if backend == "auto":
         backend = "nccl" if dev is not None and dev.type == "cuda" else "gloo"
     import torch.distributed as dist
 
     if not dist.is_available():
-        raise TopologyError("this torch build has no torch.distributed support; distributed training is unavailable")
+        raise ParameterError("this torch build has no torch.distributed support; distributed training is unavailable")
     if backend == "nccl":
         if not torch.cuda.is_available():
-            raise TopologyError("backend 'nccl' needs CUDA GPUs, and this machine has none (or torch is a CPU "
-                                "build); use backend 'gloo' to train on the CPU")
+            raise ParameterError("backend 'nccl' needs CUDA GPUs, and this machine has none (or torch is a CPU "
+                                 "build); use backend 'gloo' to train on the CPU")
         if not dist.is_nccl_available():
-            raise TopologyError("backend 'nccl' is not built into this torch; use backend 'gloo'")
+            raise ParameterError("backend 'nccl' is not built into this torch; use backend 'gloo'")
     elif not dist.is_gloo_available():
-        raise TopologyError("backend 'gloo' is not built into this torch")
+        raise ParameterError("backend 'gloo' is not built into this torch")
     return backend
 
 
@@ -112,17 +113,17 @@ def max_nproc(backend: str = "gloo") -> int:
 
 
 def check_nproc(nproc, backend: str = "gloo") -> int:
-    """``nproc`` as an int in ``[1, max_nproc(backend)]``, else a TopologyError naming it."""
+    """``nproc`` as an int in ``[1, max_nproc(backend)]``, else a ParameterError naming it."""
     if isinstance(nproc, bool) or not isinstance(nproc, int):
-        raise TopologyError(f"nproc must be a positive integer, got {nproc!r}")
+        raise ParameterError(f"nproc must be a positive integer, got {nproc!r}")
     if nproc < 1:
-        raise TopologyError(f"nproc must be at least 1, got {nproc}")
+        raise ParameterError(f"nproc must be at least 1, got {nproc}")
     limit = max_nproc(backend)
     if nproc > limit:
         why = (f"{torch.cuda.device_count()} GPU(s) (NCCL needs one GPU per process)" if backend == "nccl"
                else f"{os.cpu_count()} CPU core(s) (at most 4 processes per core)")
-        raise TopologyError(f"nproc={nproc} is more than this machine sensibly runs: it has {why}; "
-                            f"use at most {limit}")
+        raise ParameterError(f"nproc={nproc} is more than this machine sensibly runs: it has {why}; "
+                             f"use at most {limit}")
     return nproc
 
 
@@ -175,20 +176,20 @@ def init_distributed(backend: str = "auto", rank: int | None = None, world_size:
     world_size = _env_int("WORLD_SIZE", 1) if world_size is None else world_size
     for name, v, lo in (("world_size", world_size, 1), ("rank", rank, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise TopologyError(f"{name} must be an integer >= {lo}, got {v!r}")
+            raise ParameterError(f"{name} must be an integer >= {lo}, got {v!r}")
     if rank >= world_size:
-        raise TopologyError(f"rank {rank} is out of range for world_size {world_size}")
+        raise ParameterError(f"rank {rank} is out of range for world_size {world_size}")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
         if world_size > 1:
-            raise TopologyError("MASTER_PORT is not set: start the ranks with torchrun, topo.distributed.launch, "
-                                "or export MASTER_ADDR/MASTER_PORT")
+            raise ParameterError("MASTER_PORT is not set: start the ranks with torchrun, topo.distributed.launch, "
+                                 "or export MASTER_ADDR/MASTER_PORT")
         os.environ["MASTER_PORT"] = str(find_free_port())
     local = _env_int("LOCAL_RANK", rank)
     if backend == "nccl":
         if local >= torch.cuda.device_count():
-            raise TopologyError(f"local rank {local} needs cuda:{local}, but this machine has "
-                                f"{torch.cuda.device_count()} GPU(s)")
+            raise ParameterError(f"local rank {local} needs cuda:{local}, but this machine has "
+                                 f"{torch.cuda.device_count()} GPU(s)")
         torch.cuda.set_device(local)
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=timeout_s))
@@ -256,7 +257,7 @@ def _dumps(value, what: str) -> bytes:
     try:
         return pickle.dumps(value)
     except Exception as err:
-        raise TopologyError(f"the {what} of a launched function must be picklable: {err}") from None
+        raise ParameterError(f"the {what} of a launched function must be picklable: {err}") from None
 
 
 def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int | None = None,
@@ -300,7 +301,7 @@ def launch(nproc: int, fn: Callable, *args, backend: str = "gloo", threads: int 
     import torch.multiprocessing as mp
 
     if not callable(fn):
-        raise TopologyError(f"fn must be callable, got {fn!r}")
+        raise ParameterTypeError(f"fn must be callable, got {fn!r}")
     backend = resolve_backend(backend, "cuda" if backend == "nccl" else None)
     nproc = check_nproc(nproc, backend)
     if threads is None:

@@ -16,12 +16,13 @@ rank is left waiting in a later collective.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import TopologyError, TopologyMismatchError
+from ..errors import TopoError, TopologyError, TopologyMismatchError
 from ._collective import _dist, comm_device
 
 __all__ = ["sparse_layers", "layer_digests", "check_consistent", "broadcast_evolution"]
@@ -225,7 +226,7 @@ def broadcast_evolution(model: nn.Module, step: Callable[[], Any] | None = None,
         if rank != src and (n_dead or n_born) and apply_error is None:
             try:
                 _apply(layer, *parts, optimizer)
-            except (TopologyError, IndexError, RuntimeError) as err:
+            except (TopoError, IndexError, RuntimeError) as err:
                 # This rank had diverged before the step (rank 0's changes do not fit its edges).
                 # Keep receiving, so that no rank waits on it, and let the check name the layer.
                 apply_error = err

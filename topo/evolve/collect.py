@@ -17,12 +17,12 @@ Two ways to gather them:
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["collect_scores", "sample_batches", "StreamedScores"]
 
@@ -42,8 +42,8 @@ def sample_batches(data, max_samples: int | None, generator: torch.Generator) ->
     if isinstance(data, tuple) and 1 <= len(data) <= 2 and all(isinstance(t, torch.Tensor) for t in data):
         n = data[0].shape[0] if data[0].dim() else 0
         if n == 0 or any(t.dim() == 0 or t.shape[0] != n for t in data):
-            raise TopologyError(f"data tensors must share a non-empty first dimension, got shapes "
-                                f"{[tuple(t.shape) for t in data]}")
+            raise ParameterError(f"data tensors must share a non-empty first dimension, got shapes "
+                                 f"{[tuple(t.shape) for t in data]}")
         if max_samples is not None and n > max_samples:
             idx = torch.randperm(n, generator=generator)[:max_samples]
         else:
@@ -55,13 +55,13 @@ def sample_batches(data, max_samples: int | None, generator: torch.Generator) ->
     try:
         batches = iter(data)
     except TypeError:
-        raise TopologyError(f"data must be a tensor, an (inputs, targets) tuple or an iterable of batches, "
-                            f"got {type(data).__name__}") from None
+        raise ParameterTypeError(f"data must be a tensor, an (inputs, targets) tuple or an iterable of batches, "
+                                 f"got {type(data).__name__}") from None
     left = max_samples
     for batch in batches:
         x, y = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (tuple, list)) else (batch, None)
         if not isinstance(x, torch.Tensor):
-            raise TopologyError(f"a batch must hold tensors, got {type(x).__name__}")
+            raise ParameterTypeError(f"a batch must hold tensors, got {type(x).__name__}")
         if left is not None:
             x, y = x[:left], (y[:left] if isinstance(y, torch.Tensor) else y)
             left -= x.shape[0]
@@ -196,8 +196,8 @@ def collect_scores(model: nn.Module, layers: list, data, needs: set, *, max_samp
             dys: tuple = ()
             if want_grad:
                 if not isinstance(y, torch.Tensor):
-                    raise TopologyError("gradient scores need targets: pass data as (inputs, targets) "
-                                        "or batches of (x, y)")
+                    raise ParameterError("gradient scores need targets: pass data as (inputs, targets) "
+                                         "or batches of (x, y)")
                 with torch.enable_grad():
                     result = model(x)
                     _check_used(live)
@@ -234,7 +234,7 @@ def collect_scores(model: nn.Module, layers: list, data, needs: set, *, max_samp
             h.remove()
         model.train(was_training)
     if seen == 0:
-        raise TopologyError("data yielded no samples")
+        raise ParameterError("data yielded no samples")
     out: list[dict] = [{} for _ in range(n)]
     for k in range(n):
         if want_act:
@@ -249,4 +249,4 @@ def collect_scores(model: nn.Module, layers: list, data, needs: set, *, max_samp
 def _check_used(live: list) -> None:
     missing = [k for k, t in enumerate(live) if t is None]
     if missing:
-        raise TopologyError(f"sparse layers {missing} were not used by the model's forward")
+        raise ParameterError(f"sparse layers {missing} were not used by the model's forward")

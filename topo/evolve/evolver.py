@@ -8,12 +8,13 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..graph.history import History, LayerChange, parse_history_weights
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
 from ..rules.base import RuleContext
-from ..rules.compose import Rule, from_name
+from ..rules.compose import Rule
+from ..rules.registry import from_name
 from ..rules.schedules import Schedule
 
 __all__ = ["Evolver"]
@@ -31,20 +32,16 @@ def _sparse_layers(model: nn.Module, layers=None) -> list[nn.Module]:
     else:
         found = [m for _, m in sparse_layers(model, layers)]
     if not found or not all(isinstance(m, SparseLinear) for m in found):
-        raise TopologyError(f"{type(model).__name__} has no SparseLinear layers to evolve "
-                            f"(topo.sparsify(model, ...) replaces its nn.Linear layers, topo.compile builds "
-                            f"a SparseMLP, or use topo.nn.SparseLinear)")
+        raise ParameterError(f"{type(model).__name__} has no SparseLinear layers to evolve "
+                             f"(topo.sparsify(model, ...) replaces its nn.Linear layers, topo.compile builds "
+                             f"a SparseMLP, or use topo.nn.SparseLinear)")
     return found
 
 
 def _activation_fn(spec):
-    if callable(spec):
-        return spec
-    from ..nn.mlp import ACTIVATIONS
+    from ..nn.activations import make_activation
 
-    if isinstance(spec, str) and spec.lower() in ACTIVATIONS:
-        return ACTIVATIONS[spec.lower()]()
-    raise TopologyError(f"unknown activation {spec!r}; use a callable or one of {', '.join(ACTIVATIONS)}")
+    return make_activation(spec, allow="callable")
 
 
 class Evolver:
@@ -125,20 +122,21 @@ class Evolver:
                  schedule: Schedule | None = None, seed=None, *, init=None, max_samples: int | None = 4096,
                  activation="auto", loss_fn=None, history_weights: str | int = "all", layers=None) -> None:
         if not isinstance(model, nn.Module):
-            raise TopologyError(f"model must be an nn.Module, got {type(model).__name__}")
+            raise ParameterTypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.model = model
         self.layers = _sparse_layers(model, layers)
         # A SparseMLP evolved whole is addressed through its own topology()/rewire(); a subset is not.
         self._mlp = layers is None and hasattr(model, "topology") and hasattr(model, "sparse_layers")
         self.rule = from_name(rule) if isinstance(rule, str) else rule
         if not callable(self.rule) or not hasattr(self.rule, "needs"):
-            raise TopologyError(f"rule must be a topo.rules.Rule or a rule name, got {rule!r}")
+            raise ParameterTypeError(f"rule must be a topo.rules.Rule or a rule name, got {rule!r}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-            raise TopologyError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+            raise ParameterTypeError(f"optimizer must be a torch.optim.Optimizer or None, "
+                                     f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.trainer_optimizer = None  # set by a Trainer that attached an optimizer it made (see Attributes)
         if schedule is not None and not isinstance(schedule, Schedule):
-            raise TopologyError(f"schedule must be a topo.rules.Schedule or None, got {schedule!r}")
+            raise ParameterTypeError(f"schedule must be a topo.rules.Schedule or None, got {schedule!r}")
         self.schedule = schedule or Schedule()
         self.generator = make_generator(seed)
         if init is not None:
@@ -148,8 +146,8 @@ class Evolver:
         self.init = init
         if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, Integral)
                                         or max_samples < 1):
-            raise TopologyError(f"max_samples must be a positive int or None (every row, streamed), "
-                                f"got {max_samples!r}")
+            raise ParameterError(f"max_samples must be a positive int or None (every row, streamed), "
+                                 f"got {max_samples!r}")
         self.max_samples = None if max_samples is None else int(max_samples)
         self.activation = "auto" if isinstance(activation, str) and activation == "auto" else _activation_fn(activation)
         self.loss_fn = loss_fn
@@ -169,7 +167,7 @@ class Evolver:
             if self.layers[k].in_features != self.layers[k - 1].out_features:
                 names = {id(m): n for n, m in self.model.named_modules()}
                 a, b = names.get(id(self.layers[k - 1]), k - 1), names.get(id(self.layers[k]), k)
-                raise TopologyError(
+                raise ParameterError(
                     f"the sparse layers do not chain into one topology: {a!r} has out_features="
                     f"{self.layers[k - 1].out_features}, the next one {b!r} in_features="
                     f"{self.layers[k].in_features}; evolve each chained group with its own "
@@ -196,7 +194,7 @@ class Evolver:
     def observe(self, metrics: dict) -> None:
         """Pass validation metrics to the rule (CTRE-seq watches ``val_acc``)."""
         if not isinstance(metrics, dict):
-            raise TopologyError(f"metrics must be a dict such as {{'val_acc': 0.9}}, got {metrics!r}")
+            raise ParameterTypeError(f"metrics must be a dict such as {{'val_acc': 0.9}}, got {metrics!r}")
         if hasattr(self.rule, "observe"):
             self.rule.observe(metrics)
 
@@ -231,8 +229,8 @@ class Evolver:
         position = self._position(epoch, step)
         label = float(epoch) if epoch is not None else position
         if not label > self.history_.epochs[-1]:  # checked before any layer is touched
-            raise TopologyError(f"epoch {label:g} must come after the last recorded epoch "
-                                f"{self.history_.epochs[-1]:g}")
+            raise ParameterError(f"epoch {label:g} must come after the last recorded epoch "
+                                 f"{self.history_.epochs[-1]:g}")
         zeta = self.schedule.zeta(self.rule.zeta, position)
         needs = set(self.rule.needs)
         collected = self._collect(data, needs) if needs else [{} for _ in self.layers]
@@ -300,8 +298,8 @@ class Evolver:
         from .collect import collect_scores
 
         if data is None:
-            raise TopologyError(f"rule {getattr(self.rule, 'name', self.rule)!r} needs {sorted(needs)}: "
-                                f"pass data to Evolver.step(data=...)")
+            raise ParameterError(f"rule {getattr(self.rule, 'name', self.rule)!r} needs {sorted(needs)}: "
+                                 f"pass data to Evolver.step(data=...)")
         return collect_scores(self.model, self.layers, data, needs, max_samples=self.max_samples,
                               generator=self.generator, activation=self.activation, loss_fn=self.loss_fn)
 
@@ -320,7 +318,7 @@ class Evolver:
                 self.rule.load_state_dict(state["rule"])
             self.schedule.load_state_dict(state["schedule"])
         except (KeyError, TypeError, RuntimeError) as err:
-            raise TopologyError(f"not an Evolver state: {err}") from None
+            raise ParameterError(f"not an Evolver state: {err}") from None
 
     def __repr__(self) -> str:
         return (f"Evolver(rule={self.rule!r}, layers={len(self.layers)}, schedule={self.schedule!r}, "

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from numbers import Real
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopoError, TopologyError
 from .layer import LayerGraph, check_key_space
 from .sampling import make_generator, sample_keys
 from .topology import Topology, check_sizes
@@ -31,7 +31,7 @@ def set_density(n_in: int, n_out: int, epsilon: float) -> float:
 
 def _check_density(d, name="density") -> float:
     if isinstance(d, bool) or not isinstance(d, Real) or not (0.0 < float(d) <= 1.0):
-        raise TopologyError(f"{name} must be in (0, 1], got {d!r}")
+        raise ParameterError(f"{name} must be in (0, 1], got {d!r}")
     return float(d)
 
 
@@ -106,19 +106,19 @@ def _check_fits(pairs, densities) -> None:
 
 def _layer_densities(sizes, epsilon, density) -> list[float]:
     if (epsilon is None) == (density is None):
-        raise TopologyError(
+        raise ParameterError(
             f"give exactly one of epsilon and density (got epsilon={epsilon!r}, density={density!r})")
     pairs = list(zip(sizes[:-1], sizes[1:]))
     if epsilon is not None:
         if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or not math.isfinite(epsilon) \
                 or epsilon <= 0:
-            raise TopologyError(f"epsilon must be a positive finite number, got {epsilon!r}")
+            raise ParameterError(f"epsilon must be a positive finite number, got {epsilon!r}")
         return [set_density(a, b, float(epsilon)) for a, b in pairs]
     if isinstance(density, Real):
         return [_check_density(density)] * len(pairs)
     density = list(density)
     if len(density) != len(pairs):
-        raise TopologyError(f"got {len(density)} densities for {len(pairs)} layers")
+        raise ParameterError(f"got {len(density)} densities for {len(pairs)} layers")
     return [_check_density(d, f"density[{i}]") for i, d in enumerate(density)]
 
 
@@ -216,6 +216,6 @@ def from_edges(sizes: Sequence[int], edges: Sequence) -> Topology:
         w = e[2] if len(e) == 3 else None
         try:
             layers.append(LayerGraph(sizes[k], sizes[k + 1], e[0], e[1], w))
-        except TopologyError as err:
-            raise TopologyError(f"layer {k}: {err}") from None
+        except TopoError as err:
+            raise type(err)(f"layer {k}: {err}") from None
     return Topology(layers)

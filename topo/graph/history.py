@@ -8,14 +8,14 @@ import json
 import math
 import os
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from .layer import LayerGraph
 from .serialize import (FORMAT_VERSION, check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
                         topology_keys, write_npz)
@@ -150,7 +150,7 @@ class History:
 
     def __init__(self, initial: Topology, meta: dict | None = None) -> None:
         if not isinstance(initial, Topology):
-            raise TopologyError(f"initial must be a Topology, got {type(initial).__name__}")
+            raise ParameterTypeError(f"initial must be a Topology, got {type(initial).__name__}")
         self.initial = initial.copy()
         self.meta = dict(meta or {})
         self._steps: list[_Step] = []
@@ -168,13 +168,13 @@ class History:
         if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
             raise TopologyError(f"step must be a non-negative int or None, got {step!r}")
         if not math.isfinite(epoch) or epoch <= self.epochs[-1]:
-            raise TopologyError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
+            raise ParameterError(f"epoch {epoch} must be finite and after the last recorded epoch {self.epochs[-1]}")
         changes = list(changes)
         if len(changes) != len(self.initial):
             raise TopologyError(f"got changes for {len(changes)} layers, the topology has {len(self.initial)}")
         for k, c in enumerate(changes):
             if not isinstance(c, LayerChange):
-                raise TopologyError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
+                raise ParameterTypeError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
         # Own copies: callers pass live tensors (a layer's weight Parameter, reused buffers) that
         # training keeps updating in place, which would rewrite this record after the fact.
         changes = [LayerChange(c.births.clone(), c.deaths.clone(), float(c.seconds)) for c in changes]
@@ -259,7 +259,7 @@ class History:
         for i, s in enumerate(self._steps):
             if s.epoch == float(epoch):
                 return i
-        raise TopologyError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
+        raise ParameterError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
 
     def _span(self) -> str:
         e = self.epochs
@@ -274,11 +274,11 @@ class History:
             try:
                 epoch = float(epoch)
             except ValueError:
-                raise TopologyError(f"epoch {epoch!r} is neither a number nor 'last'") from None
+                raise ParameterError(f"epoch {epoch!r} is neither a number nor 'last'") from None
         if epoch < 0 and -len(e) <= epoch and float(epoch).is_integer():
             return e[int(epoch)]
         if float(epoch) not in e:
-            raise TopologyError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
+            raise ParameterError(f"epoch {epoch!r} is not in this history (epochs {self._span()})")
         return float(epoch)
 
     def __iter__(self) -> Iterator[tuple[float, Topology]]:
@@ -295,7 +295,7 @@ class History:
         return [None if w is None else w.clone() for w in weights]
 
     def topology(self, epoch=None) -> Topology:
-        """The topology at ``epoch`` (a recorded epoch, ``-1``, or ``"last"``/``None``), with its weights if recorded."""
+        """The topology at ``epoch`` (a recorded epoch, ``-1``, ``"last"``/``None``), with its weights if recorded."""
         target = self.resolve_epoch(epoch)
         if target == self.epochs[-1] and self._steps:
             s = self._steps[-1]
@@ -346,7 +346,7 @@ class History:
         An edge that dies and is reborn has one row per life.
         """
         if not 0 <= layer < self.num_layers:
-            raise TopologyError(f"layer {layer} out of range [0, {self.num_layers})")
+            raise ParameterError(f"layer {layer} out of range [0, {self.num_layers})")
         g0 = self.initial[layer]
         n_in = g0.n_in
         keys, times, kinds = [g0.keys()], [torch.zeros(g0.num_edges, dtype=torch.float64)], \
@@ -470,7 +470,7 @@ class History:
         return n if n < len(mine) and mine[n] == last else None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "History":
+    def load(cls, path: str | os.PathLike) -> History:
         """Read a history written by :meth:`save` (either layout); corrupt files raise :class:`TopologyFormatError`."""
         try:
             data = read_npz(path, "topo.history")
@@ -550,7 +550,7 @@ class History:
                     weights.append(torch.from_numpy(w.copy()) if has_w[i] and w.size else None)
                 h.record(float(epoch), changes, weights if has_w[i] else None,
                          None if steps[i] < 0 else int(steps[i]))
-        except TopologyError as err:
+        except TopoError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise TopologyFormatError(f"{str(path)!r} is missing or has malformed history data ({err})") from None

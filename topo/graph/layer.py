@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 
 __all__ = ["LayerGraph", "MAX_KEY_SPACE", "check_key_space"]
 
@@ -126,13 +126,13 @@ class LayerGraph:
 
     # -- construction helpers -------------------------------------------------------
     @classmethod
-    def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> "LayerGraph":
+    def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> LayerGraph:
         """Build from linear keys ``dst * n_in + src`` (any order, no duplicates)."""
         keys = torch.as_tensor(keys, dtype=torch.int64)
         return cls(n_in, n_out, keys % n_in, torch.div(keys, n_in, rounding_mode="floor"), weight)
 
     @classmethod
-    def from_scipy(cls, matrix) -> "LayerGraph":
+    def from_scipy(cls, matrix) -> LayerGraph:
         """Build from a scipy sparse matrix of shape ``(n_out, n_in)``; stored values become weights."""
         coo = matrix.tocoo()
         n_out, n_in = coo.shape
@@ -174,7 +174,7 @@ class LayerGraph:
         per edge, so strength equals degree.
         """
         if direction not in ("in", "out"):
-            raise TopologyError(f"direction must be 'in' or 'out', got {direction!r}")
+            raise ParameterError(f"direction must be 'in' or 'out', got {direction!r}")
         w = self.weight.detach().abs().to(torch.float64) if self.weight is not None else None
         if direction == "in":
             return torch.bincount(self.dst, weights=w, minlength=self.n_out).to(torch.float64)
@@ -203,7 +203,7 @@ class LayerGraph:
         out[self.dst, self.src] = w
         return out
 
-    def with_weight(self, weight) -> "LayerGraph":
+    def with_weight(self, weight) -> LayerGraph:
         """Same edges, new weights (``None`` drops them)."""
         g = self.copy()
         if weight is not None:
@@ -213,7 +213,7 @@ class LayerGraph:
         g.weight = weight
         return g
 
-    def copy(self) -> "LayerGraph":
+    def copy(self) -> LayerGraph:
         g = object.__new__(LayerGraph)
         g.n_in, g.n_out = self.n_in, self.n_out
         g.src, g.dst = self.src.clone(), self.dst.clone()
@@ -241,7 +241,7 @@ class LayerGraph:
 def _check_size(n, name: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) and not (
             isinstance(n, float) and math.isfinite(n) and n == int(n)):
-        raise TopologyError(f"{name} must be a positive integer, got {n!r}")
+        raise ParameterTypeError(f"{name} must be a positive integer, got {n!r}")
     if int(n) <= 0:
-        raise TopologyError(f"{name} must be a positive integer, got {n!r}")
+        raise ParameterError(f"{name} must be a positive integer, got {n!r}")
     return int(n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["make_generator", "sample_keys"]
 
@@ -22,7 +22,7 @@ def make_generator(seed=None) -> torch.Generator:
     if seed is None:
         g.seed()
     elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TopologyError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+        raise ParameterTypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
     else:
         g.manual_seed(int(seed))
     return g
@@ -50,12 +50,12 @@ def sample_keys(space: int, m: int, generator: torch.Generator,
     if n_ex:
         # An unsorted or out-of-range exclude would make searchsorted/free silently wrong; O(n_ex) to check.
         if exclude.dtype != torch.int64 or exclude.dim() != 1:
-            raise TopologyError(f"exclude must be a 1-D int64 tensor, got {exclude.dtype} {tuple(exclude.shape)}")
+            raise ParameterError(f"exclude must be a 1-D int64 tensor, got {exclude.dtype} {tuple(exclude.shape)}")
         if int(exclude[0]) < 0 or int(exclude[-1]) >= space or not bool((exclude[1:] > exclude[:-1]).all()):
-            raise TopologyError(f"exclude must be sorted, unique keys in [0, {space})")
+            raise ParameterError(f"exclude must be sorted, unique keys in [0, {space})")
     free = space - n_ex
     if m < 0 or m > free:
-        raise TopologyError(f"cannot draw {m} distinct edges from {free} free positions")
+        raise ParameterError(f"cannot draw {m} distinct edges from {free} free positions")
     if m == 0:
         return torch.empty(0, dtype=torch.int64)
     if m + n_ex > _DENSE_FRACTION * space:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import TopoError, TopologyError, TopologyFormatError
 from ..utils.atomic import atomic_write
-from ..errors import TopologyError, TopologyFormatError
 from .layer import LayerGraph
 from .topology import Topology
 
@@ -136,7 +136,7 @@ def topology_from_arrays(data: dict, path, prefix: str = "") -> Topology:
         return Topology(layers)
     except KeyError as err:
         raise TopologyFormatError(f"{str(path)!r} is missing array {err}") from None
-    except TopologyError as err:
+    except TopoError as err:
         raise TopologyFormatError(f"{str(path)!r} holds an invalid topology: {err}") from None
     except (TypeError, ValueError) as err:  # e.g. string arrays where numbers belong
         raise TopologyFormatError(f"{str(path)!r} holds malformed topology arrays ({err})") from None

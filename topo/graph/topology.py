@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from .layer import LayerGraph, _check_size
 
 __all__ = ["Topology"]
@@ -36,14 +36,14 @@ class Topology:
             raise TopologyError("a topology needs at least one layer (two neuron layers)")
         for k, g in enumerate(layers):
             if not isinstance(g, LayerGraph):
-                raise TopologyError(f"layer {k} is a {type(g).__name__}, expected LayerGraph")
+                raise ParameterTypeError(f"layer {k} is a {type(g).__name__}, expected LayerGraph")
             if k and g.n_in != layers[k - 1].n_out:
                 raise TopologyError(
                     f"layer {k} has n_in={g.n_in} but layer {k - 1} has n_out={layers[k - 1].n_out}")
         self._layers = layers
 
     @classmethod
-    def empty(cls, sizes: Sequence[int]) -> "Topology":
+    def empty(cls, sizes: Sequence[int]) -> Topology:
         """A topology of the given sizes with no edges."""
         sizes = check_sizes(sizes)
         e = torch.empty(0, dtype=torch.int64)
@@ -100,16 +100,16 @@ class Topology:
         """Global id of neuron ``i`` of neuron layer ``layer_index`` (0 = inputs)."""
         sizes = self.sizes
         if not -len(sizes) <= layer_index < len(sizes):
-            raise TopologyError(f"layer_index {layer_index} out of range for {len(sizes)} neuron layers")
+            raise ParameterError(f"layer_index {layer_index} out of range for {len(sizes)} neuron layers")
         layer_index %= len(sizes)
         if not 0 <= i < sizes[layer_index]:
-            raise TopologyError(f"neuron index {i} out of range [0, {sizes[layer_index]}) in layer {layer_index}")
+            raise ParameterError(f"neuron index {i} out of range [0, {sizes[layer_index]}) in layer {layer_index}")
         return self.offsets()[layer_index] + i
 
-    def copy(self) -> "Topology":
+    def copy(self) -> Topology:
         return Topology([g.copy() for g in self._layers])
 
-    def with_weights(self, weights: Sequence) -> "Topology":
+    def with_weights(self, weights: Sequence) -> Topology:
         """Same edges with new per-layer weights (``None`` entries drop them)."""
         if len(weights) != len(self):
             raise TopologyError(f"got {len(weights)} weight tensors for {len(self)} layers")
@@ -176,7 +176,7 @@ def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     try:
         sizes = list(sizes)
     except TypeError:
-        raise TopologyError(f"sizes must be a sequence of positive integers, got {sizes!r}") from None
+        raise ParameterError(f"sizes must be a sequence of positive integers, got {sizes!r}") from None
     if len(sizes) < 2:
-        raise TopologyError(f"sizes needs at least two neuron layers, got {sizes!r}")
+        raise ParameterError(f"sizes needs at least two neuron layers, got {sizes!r}")
     return tuple(_check_size(n, f"sizes[{i}]") for i, n in enumerate(sizes))

@@ -13,10 +13,11 @@ True
 """
 
 from .edgelist import write_edgelist_csv
+from .exporters import EXPORTERS, export, register_exporter
 from .gexf_dynamic import write_gexf_dynamic
 from .gexf_read import read_gexf
 from .gexf_static import write_gexf
 from .graphml import read_graphml, write_graphml
 
 __all__ = ["write_gexf", "write_gexf_dynamic", "read_gexf", "write_graphml", "read_graphml",
-           "write_edgelist_csv"]
+           "write_edgelist_csv", "EXPORTERS", "register_exporter", "export"]

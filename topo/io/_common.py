@@ -6,7 +6,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.topology import Topology
 
 __all__ = ["check_layers", "neuron_layers", "node_frame", "layered_positions", "check_finite",
@@ -26,16 +26,16 @@ def check_layers(num_layers: int, layers) -> list[int]:
     try:
         items = list(layers)
     except TypeError:
-        raise TopologyError(f"layers must be None, an int or a sequence of ints, got {layers!r}") from None
+        raise ParameterTypeError(f"layers must be None, an int or a sequence of ints, got {layers!r}") from None
     out = set()
     for k in items:
         if isinstance(k, bool) or not isinstance(k, Integral):
-            raise TopologyError(f"layers must hold ints, got {k!r}")
+            raise ParameterTypeError(f"layers must hold ints, got {k!r}")
         if not 0 <= int(k) < num_layers:
-            raise TopologyError(f"layer {k} out of range: this topology has bipartite layers 0..{num_layers - 1}")
+            raise ParameterError(f"layer {k} out of range: this topology has bipartite layers 0..{num_layers - 1}")
         out.add(int(k))
     if not out:
-        raise TopologyError("layers is empty: name at least one bipartite layer")
+        raise ParameterError("layers is empty: name at least one bipartite layer")
     return sorted(out)
 
 

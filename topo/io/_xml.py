@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..utils.atomic import atomic_write
-from ..errors import TopologyError
 
 __all__ = ["GEXF_NS", "VIZ_NS", "XSI_NS", "escape_attr", "float_format", "text_sink", "check_out_path",
            "gexf_preamble", "attributes_decl", "viz_prefix", "position_lines", "CHUNK"]
@@ -62,7 +62,7 @@ def check_out_path(path) -> Path:
     """``path`` as a :class:`Path`, refusing a directory before anything is written."""
     path = Path(path)
     if path.is_dir():
-        raise TopologyError(f"cannot write {str(path)!r}: it is a directory, give a file name")
+        raise ParameterError(f"cannot write {str(path)!r}: it is a directory, give a file name")
     return path
 
 
@@ -86,7 +86,7 @@ def viz_prefix(viz) -> str | None:
         return ""
     if viz == "viz":
         return "viz:"
-    raise TopologyError(f"viz must be 'gexf', 'viz' or None, got {viz!r}")
+    raise ParameterError(f"viz must be 'gexf', 'viz' or None, got {viz!r}")
 
 
 def gexf_preamble(graph_attrs: str, viz, description: str) -> str:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..errors import TopologyError
+from ..errors import ParameterTypeError
 from ..graph.topology import Topology
 from ..utils.atomic import atomic_write
 from ._common import check_layers, layer_weights
@@ -35,7 +35,7 @@ def write_edgelist_csv(topology: Topology, path: str | os.PathLike, *, layers=No
     import pandas as pd
 
     if not isinstance(topology, Topology):
-        raise TopologyError(f"write_edgelist_csv takes a Topology, got {type(topology).__name__}")
+        raise ParameterTypeError(f"write_edgelist_csv takes a Topology, got {type(topology).__name__}")
     layers = check_layers(len(topology), layers)
     path = check_out_path(path)
     offs = topology.offsets()

@@ -17,10 +17,9 @@ from numbers import Real
 
 import numpy as np
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.history import History
-from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, \
-    node_frame
+from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, node_frame
 from ._xml import CHUNK, attributes_decl, float_format, gexf_preamble, position_lines, text_sink, viz_prefix
 
 __all__ = ["write_gexf_dynamic"]
@@ -79,7 +78,7 @@ def write_gexf_dynamic(history: History, path: str | os.PathLike, *, layers=None
     [(0, 2, [(0.0, 1.0)]), (1, 2, [(1.0, 2.0)]), (1, 3, [(0.0, 2.0)])]
     """
     if not isinstance(history, History):
-        raise TopologyError(f"write_gexf_dynamic takes a History, got {type(history).__name__}")
+        raise ParameterTypeError(f"write_gexf_dynamic takes a History, got {type(history).__name__}")
     layers = check_layers(history.num_layers, layers)
     prefix = viz_prefix(viz)
     epochs = np.asarray(history.epochs, dtype=np.float64)
@@ -131,12 +130,12 @@ def _close_time(epochs: np.ndarray, close_at) -> float | None:
         return None
     if isinstance(close_at, str):
         if close_at != "auto":
-            raise TopologyError(f"close_at must be 'auto', a number or None, got {close_at!r}")
+            raise ParameterError(f"close_at must be 'auto', a number or None, got {close_at!r}")
         step = epochs[-1] - epochs[-2] if epochs.size > 1 else 1.0
         return float(epochs[-1] + step)
     if isinstance(close_at, bool) or not isinstance(close_at, Real) or not math.isfinite(close_at) \
             or close_at <= epochs[-1]:
-        raise TopologyError(f"close_at must be a finite time after the last epoch {epochs[-1]:g}, got {close_at!r}")
+        raise ParameterError(f"close_at must be a finite time after the last epoch {epochs[-1]:g}, got {close_at!r}")
     return float(close_at)
 
 

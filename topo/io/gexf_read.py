@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import TopoError, TopologyFormatError
 from ..graph.convert import _from_labelled
 from ..graph.topology import Topology
 
@@ -86,7 +86,7 @@ def read_gexf(path: str | os.PathLike) -> Topology:
         raise TopologyFormatError(f"{str(path)!r}: an edge names node {unknown!r}, which is not declared")
     try:
         return _from_labelled(nodes, edges)
-    except TopologyError as err:
+    except TopoError as err:
         raise TopologyFormatError(f"{str(path)!r} does not hold a layered topology: {err}") from None
 
 

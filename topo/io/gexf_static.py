@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 
-from ..errors import TopologyError
+from ..errors import ParameterTypeError
 from ..graph.topology import Topology
-from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, \
-    node_frame
+from ._common import check_finite, check_layers, describe, layer_weights, layered_positions, neuron_layers, node_frame
 from ._xml import CHUNK, attributes_decl, float_format, gexf_preamble, position_lines, text_sink, viz_prefix
 
 __all__ = ["write_gexf", "NODE_ATTRIBUTES"]
@@ -75,7 +74,7 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, layers=None, node
     (5, 6, 'L1:0', 3)
     """
     if not isinstance(topology, Topology):
-        raise TopologyError(f"write_gexf takes a Topology, got {type(topology).__name__}")
+        raise ParameterTypeError(f"write_gexf takes a Topology, got {type(topology).__name__}")
     layers = check_layers(len(topology), layers)
     prefix = viz_prefix(viz)
     weights = {k: layer_weights(topology[k].weight) if weights else None for k in layers}

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterTypeError, TopoError, TopologyFormatError
 from ..graph.convert import from_igraph
 from ..graph.topology import Topology
 from ._common import check_finite, check_layers, layer_weights, neuron_layers, node_frame
@@ -36,7 +36,7 @@ def write_graphml(topology: Topology, path: str | os.PathLike, *, layers=None) -
     import igraph as ig
 
     if not isinstance(topology, Topology):
-        raise TopologyError(f"write_graphml takes a Topology, got {type(topology).__name__}")
+        raise ParameterTypeError(f"write_graphml takes a Topology, got {type(topology).__name__}")
     layers = check_layers(len(topology), layers)
     path = check_out_path(path)
     nodes = node_frame(topology, neuron_layers(layers))
@@ -86,7 +86,7 @@ def read_graphml(path: str | os.PathLike) -> Topology:
         g.vs["layer"] = [lv - base for lv in g.vs["layer"]]
     try:
         return from_igraph(g)
-    except TopologyError as err:
+    except TopoError as err:
         raise TopologyFormatError(f"{str(path)!r} does not hold a layered topology: {err}") from None
 
 

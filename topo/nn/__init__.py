@@ -8,52 +8,25 @@ carries optimizer state across a rewire. :class:`SparseRBM` is a truly sparse RB
 """
 
 from . import ais
+from .activations import ACTIVATIONS, AllReLU, make_activation, register_activation
 from .allocator import tune_cpu_allocator
 from .autoencoder import SparseDAE
-from .backends import (
-                       BACKENDS,
-                       BackendUnavailableError,
-                       choose_backend,
-                       resolve_backend,
-                       torch_sparse_available,
-)
-from .activations import AllReLU
+from .backends import (BACKENDS, Backend, BackendMemory, BackendUnavailableError, backend_names, choose_backend,
+                       get_backend, register_backend, resolve_backend, torch_sparse_available)
+from .dense import to_dense
 from .dropout import Dropout
 from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear
 from .init import init_values
 from .linear import SparseLinear
 from .mlp import SparseMLP, compile
-from .optim import remap_optimizer_state
-from .dense import to_dense
 from .model_file import load_model, save_model
-from .sparsify import sparse_layers, sparsify, topology_of
+from .optim import remap_optimizer_state
 from .rbm import SparseRBM
+from .sparsify import sparse_layers, sparsify, topology_of
 
-__all__ = [
-                       "AllReLU",
-                       "BACKENDS",
-                       "BackendUnavailableError",
-                       "CsrStructure",
-                       "Dropout",
-                       "SparseDAE",
-                       "SparseLinear",
-                       "SparseMLP",
-                       "SparseRBM",
-                       "ais",
-                       "choose_backend",
-                       "compile",
-                       "csr_linear",
-                       "dense_linear",
-                       "init_values",
-                       "load_model",
-                       "remap_optimizer_state",
-                       "resolve_backend",
-                       "save_model",
-                       "sparse_layers",
-                       "sparsify",
-                       "to_dense",
-                       "topology_of",
-                       "torch_sparse_available",
-                       "torch_sparse_linear",
-                       "tune_cpu_allocator",
-]
+__all__ = ["SparseLinear", "SparseMLP", "SparseRBM", "SparseDAE", "AllReLU", "ais", "Dropout", "compile",
+           "sparsify", "sparse_layers", "topology_of", "to_dense", "load_model", "save_model",
+           "remap_optimizer_state", "BACKENDS", "BackendUnavailableError", "choose_backend", "resolve_backend",
+           "torch_sparse_available", "CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear",
+           "init_values", "tune_cpu_allocator", "Backend", "BackendMemory", "register_backend", "get_backend",
+           "backend_names", "ACTIVATIONS", "register_activation", "make_activation"]

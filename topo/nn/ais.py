@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..graph.sampling import make_generator
 from .rbm import SparseRBM, base_rate_bias, bernoulli
 
@@ -78,7 +78,7 @@ def default_betas(n: int = 14500, dtype=torch.float64) -> torch.Tensor:
     (0.0, 1.0, 100)
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 3:
-        raise TopologyError(f"n_betas must be an int >= 3, got {n!r}")
+        raise ParameterError(f"n_betas must be an int >= 3, got {n!r}")
     n1, n2 = max(1, round(n * 1000 / 14500)), max(1, round(n * 4000 / 14500))
     n3 = n - n1 - n2
     parts = [torch.linspace(0.0, 0.5, n1 + 1, dtype=dtype)[:-1], torch.linspace(0.5, 0.9, n2 + 1, dtype=dtype)[:-1],
@@ -117,16 +117,16 @@ def ais_log_partition(rbm: SparseRBM, data: torch.Tensor | None = None, *, n_bet
         Every sample of the chains.
     """
     if not isinstance(rbm, SparseRBM):
-        raise TopologyError(f"expected a SparseRBM, got {type(rbm).__name__}")
+        raise ParameterTypeError(f"expected a SparseRBM, got {type(rbm).__name__}")
     if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
-        raise TopologyError(f"n_runs must be a positive int, got {n_runs!r}")
+        raise ParameterError(f"n_runs must be a positive int, got {n_runs!r}")
     g = make_generator(generator) if not isinstance(generator, torch.Generator) else generator
     bv = rbm.visible_bias.detach()
     dtype, dev = bv.dtype, bv.device
     betas = default_betas(n_betas) if betas is None else torch.as_tensor(betas, dtype=torch.float64)
     if betas.dim() != 1 or len(betas) < 2 or float(betas[0]) != 0.0 or float(betas[-1]) != 1.0 \
             or not bool((betas[1:] > betas[:-1]).all()):
-        raise TopologyError("betas must increase strictly from 0 to 1")
+        raise ParameterError("betas must increase strictly from 0 to 1")
     b_a = torch.zeros_like(bv) if data is None else base_rate_bias(rbm._check(data, "data"), rbm.visible)
     n_v, n_h = rbm.n_visible, rbm.n_hidden
     if rbm.visible == "bernoulli":
@@ -170,13 +170,13 @@ def exact_log_partition(rbm: SparseRBM, max_units: int = 25, chunk: int = 4096) 
     ``2^units`` states, ``chunk`` at a time; refuses more than ``max_units`` units.
     """
     if not isinstance(rbm, SparseRBM):
-        raise TopologyError(f"expected a SparseRBM, got {type(rbm).__name__}")
+        raise ParameterTypeError(f"expected a SparseRBM, got {type(rbm).__name__}")
     n_v, n_h = rbm.n_visible, rbm.n_hidden
     over_visible = rbm.visible == "bernoulli" and n_v < n_h
     units = n_v if over_visible else n_h
     if units > max_units:
-        raise TopologyError(f"exact log Z enumerates 2^{units} states; refused above max_units={max_units} "
-                            f"(use ais_log_partition)")
+        raise ParameterError(f"exact log Z enumerates 2^{units} states; refused above max_units={max_units} "
+                             f"(use ais_log_partition)")
     bv, c = rbm.visible_bias.detach(), rbm.hidden_bias.detach()
     dtype, dev = bv.dtype, bv.device
     bits = 2 ** torch.arange(units, device=dev)
@@ -209,6 +209,6 @@ def log_likelihood(rbm: SparseRBM, data: torch.Tensor, log_z: float | AISEstimat
         lz = lo = hi = float(log_z)
     data = rbm._check(data, "data")
     if data.shape[0] == 0:
-        raise TopologyError("data is empty: no log-likelihood to average")
+        raise ParameterError("data is empty: no log-likelihood to average")
     neg_f = float(-rbm.free_energy(data).double().mean())
     return LogLikelihood(mean=neg_f - lz, low=neg_f - hi, high=neg_f - lo, log_z=lz, n_samples=int(data.shape[0]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 from ..graph.generators import erdos_renyi
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
@@ -67,9 +67,9 @@ class SparseDAE(nn.Module):
         n, h = _check_size(n_features, "n_features"), _check_size(n_hidden, "n_hidden")
         for name, v, top in (("noise", noise, None), ("dropout", dropout, 1.0)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (top is not None and v >= top):
-                raise TopologyError(f"{name} must be a number >= 0{' and < 1' if top else ''}, got {v!r}")
+                raise ParameterError(f"{name} must be a number >= 0{' and < 1' if top else ''}, got {v!r}")
         if output not in _OUTPUTS:
-            raise TopologyError(f"output must be one of {', '.join(_OUTPUTS)}, got {output!r}")
+            raise ParameterError(f"output must be one of {', '.join(_OUTPUTS)}, got {output!r}")
         if epsilon is None and density is None:
             epsilon = 13.0
         gen = make_generator(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
@@ -97,7 +97,7 @@ class SparseDAE(nn.Module):
     def rewire(self, k: int, graph: LayerGraph, keep: str = "matching", init=None, generator=None) -> torch.Tensor:
         """Replace the edges of layer ``k`` (0 encoder, 1 decoder); births get ``init`` or :attr:`regrow_init`."""
         if k not in (0, 1):
-            raise TopologyError(f"a SparseDAE has sparse layers 0 and 1, got {k}")
+            raise ParameterError(f"a SparseDAE has sparse layers 0 and 1, got {k}")
         return self.sparse_layers[k].rewire(graph, keep=keep, init=self.regrow_init if init is None else init,
                                             generator=generator)
 

@@ -27,7 +27,7 @@ from numbers import Real
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 
 __all__ = ["INIT_SCHEMES", "check_init", "fans", "init_values", "bias_bound"]
 
@@ -49,20 +49,20 @@ def check_init(init):
         try:
             init = ("normal", float(init[len("normal:"):]))
         except ValueError:
-            raise TopologyError(f"init {init!r}: expected 'normal:SIGMA' with a number, e.g. 'normal:0.1'") from None
+            raise ParameterError(f"init {init!r}: expected 'normal:SIGMA' with a number, e.g. 'normal:0.1'") from None
     if isinstance(init, str):
         name = _ALIASES.get(init, init)
         if name in _UNIFORM or name == "zeros":
             return name
         if name == "normal":
-            raise TopologyError("init 'normal' needs a standard deviation: pass ('normal', sigma)")
+            raise ParameterError("init 'normal' needs a standard deviation: pass ('normal', sigma)")
     elif isinstance(init, (tuple, list)) and len(init) == 2 and init[0] == "normal":
         sigma = init[1]
         if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(sigma) or sigma < 0:
-            raise TopologyError(f"('normal', sigma) needs a finite sigma >= 0, got {sigma!r}")
+            raise ParameterError(f"('normal', sigma) needs a finite sigma >= 0, got {sigma!r}")
         return ("normal", float(sigma))
-    raise TopologyError(f"unknown init {init!r}; use one of {', '.join(map(repr, _UNIFORM))}, 'zeros' "
-                        f"or ('normal', sigma) / 'normal:SIGMA'")
+    raise ParameterError(f"unknown init {init!r}; use one of {', '.join(map(repr, _UNIFORM))}, 'zeros' "
+                         f"or ('normal', sigma) / 'normal:SIGMA'")
 
 
 def fans(n_in: int, n_out: int, num_edges: int) -> tuple[float, float]:

@@ -39,7 +39,7 @@ _ENABLED = os.environ.get("TOPO_CPU_KERNELS", "numba").lower() != "torch"
 _compiled = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available() -> bool:
     """Whether numba imports (the kernels can be compiled); checked once per process."""
     if importlib.util.find_spec("numba") is None:

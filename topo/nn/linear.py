@@ -7,11 +7,11 @@ import contextlib
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
-from .backends import check_backend, resolve_backend
-from .functional import LOW_PRECISION, CsrStructure, csr_linear, dense_linear, torch_sparse_linear
+from .backends import check_backend, get_backend, resolve_backend
+from .functional import CsrStructure
 from .init import bias_bound, check_init, init_values
 
 __all__ = ["SparseLinear", "edge_index_dtype"]
@@ -77,14 +77,14 @@ class SparseLinear(nn.Module):
         init = check_init(init)
         dtype = dtype or torch.get_default_dtype()
         if not dtype.is_floating_point:
-            raise TopologyError(f"dtype must be a floating dtype, got {dtype}")
+            raise ParameterError(f"dtype must be a floating dtype, got {dtype}")
         gen = make_generator(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
         if layer is not None:
             if epsilon is not None or density is not None:
-                raise TopologyError("give either layer= or epsilon=/density=, not both")
+                raise ParameterError("give either layer= or epsilon=/density=, not both")
             _check_graph(layer, n_in, n_out)
         elif epsilon is None and density is None:
-            raise TopologyError("SparseLinear needs its edges: pass layer=, epsilon= or density=")
+            raise ParameterError("SparseLinear needs its edges: pass layer=, epsilon= or density=")
         else:
             from ..graph.generators import erdos_renyi
             layer = erdos_renyi([n_in, n_out], epsilon=epsilon, density=density, seed=gen).layers[0]
@@ -104,10 +104,10 @@ class SparseLinear(nn.Module):
         self._invalidate()
 
     @classmethod
-    def from_layer_graph(cls, layer: LayerGraph, bias: bool = True, **kwargs) -> "SparseLinear":
+    def from_layer_graph(cls, layer: LayerGraph, bias: bool = True, **kwargs) -> SparseLinear:
         """A layer with the edges (and weights, if any) of ``layer``."""
         if not isinstance(layer, LayerGraph):
-            raise TopologyError(f"expected a LayerGraph, got {type(layer).__name__}")
+            raise ParameterTypeError(f"expected a LayerGraph, got {type(layer).__name__}")
         return cls(layer.n_in, layer.n_out, bias, layer=layer, **kwargs)
 
     # -- structure -----------------------------------------------------------------------
@@ -213,19 +213,11 @@ class SparseLinear(nn.Module):
             y = x2.new_zeros(x2.shape[0], n_out, dtype=x_dt)
             if b is not None:
                 y = y + b.to(x_dt)
-        elif backend == "csr":
-            # float16/bfloat16 (parameters, input or autocast) are multiplied in float32 inside.
-            with torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext():
-                y = csr_linear(x2, w, b, self.csr_structure(), out_dtype=x_dt)
         else:
-            low = x_dt in LOW_PRECISION or x.dtype in LOW_PRECISION or w.dtype in LOW_PRECISION
-            if low:  # no dense or torch_sparse product of these dtypes everywhere: float32, then cast
-                x2, w, b = x2.float(), w.float(), b.float() if b is not None else None
+            # Under autocast the product runs as the backend defines it (csr: float16/bfloat16 operands
+            # multiplied in float32), then takes autocast's dtype, as nn.Linear's output does.
             with torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext():
-                if backend == "dense":
-                    y = dense_linear(x2, w, b, self.edge_index[0], self.edge_index[1], n_in, n_out)
-                else:
-                    y = torch_sparse_linear(x2, w, b, self.csr_structure())
+                y = get_backend(backend).forward(self, x2)  # topo.nn.backends.BACKENDS
             y = y.to(x_dt)
         return y if x.dim() == 2 else y.reshape(*lead, n_out)
 
@@ -259,7 +251,7 @@ class SparseLinear(nn.Module):
         """
         _check_graph(new_graph, self.in_features, self.out_features)
         if keep not in ("matching", "graph"):
-            raise TopologyError(f"keep must be 'matching' or 'graph', got {keep!r}")
+            raise ParameterError(f"keep must be 'matching' or 'graph', got {keep!r}")
         init = check_init(init)
         if generator is not None and not isinstance(generator, torch.Generator):
             generator = make_generator(generator)
@@ -272,7 +264,7 @@ class SparseLinear(nn.Module):
         e_new = new_graph.num_edges
         if keep == "graph":
             if new_graph.weight is None:
-                raise TopologyError("keep='graph' needs a weighted new_graph (its weight is None)")
+                raise ParameterError("keep='graph' needs a weighted new_graph (its weight is None)")
             values = new_graph.weight.detach().to(dtype=w.dtype, device=w.device, copy=True)
         else:
             values = init_values(e_new, self.in_features, self.out_features, e_new, init, generator,
@@ -338,7 +330,7 @@ def edge_index_dtype(n_in: int, n_out: int) -> torch.dtype:
 
 def _check_graph(g, n_in: int, n_out: int) -> None:
     if not isinstance(g, LayerGraph):
-        raise TopologyError(f"expected a LayerGraph, got {type(g).__name__}")
+        raise ParameterTypeError(f"expected a LayerGraph, got {type(g).__name__}")
     if (g.n_in, g.n_out) != (n_in, n_out):
         raise TopologyError(f"layer graph is {g.n_in}->{g.n_out} but the module is {n_in}->{n_out}")
 

@@ -31,12 +31,12 @@ and evolution. ``benchmarks/bench_scale.py`` compares the estimate with measured
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 
 __all__ = ["MemoryEstimate", "estimate_memory", "format_bytes", "OPTIMIZER_SLOTS", "EVOLVE_BYTES_PER_EDGE",
            "RECORD_BYTES_PER_EDGE", "RUNTIME_BYTES", "KERNELS_RUNTIME_BYTES"]
@@ -197,20 +197,20 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     (85680, True)
     """
     from ..graph.topology import check_sizes
-    from .backends import check_backend, resolve_backend
+    from .backends import check_backend, get_backend, resolve_backend
 
     sizes = check_sizes(sizes)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise TopologyError(f"batch must be a positive integer, got {batch!r}")
+        raise ParameterError(f"batch must be a positive integer, got {batch!r}")
     if optimizer not in OPTIMIZER_SLOTS:
-        raise TopologyError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_SLOTS)}")
+        raise ParameterError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_SLOTS)}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TopologyError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise TopologyError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
     if history_steps is not None and (isinstance(history_steps, bool) or not isinstance(history_steps, int)
                                       or history_steps < 0):
-        raise TopologyError(f"history_steps must be a non-negative int or None, got {history_steps!r}")
+        raise ParameterError(f"history_steps must be a non-negative int or None, got {history_steps!r}")
     check_backend(backend)
     s = torch.empty(0, dtype=dtype).element_size()
     edges = _layer_edges(sizes, epsilon, density, output_dense)
@@ -227,11 +227,12 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
         if output_dense and k == n_layers - 1:
             continue
         est.indices += (8 if max(n_in, n_out) <= _INT32_MAX else 16) * e  # edge_index [2, E], int32 if it fits
-        if resolve_backend(backend, n_in, n_out, e, device) == "dense":
-            dense_cells = max(dense_cells, n_in * n_out)
-            continue
-        est.indices += _csr_bytes(n_in, n_out, e)  # CSR of W and Wᵀ, the permutation between them
-        uses_kernels = True
+        # The backend's own memory model (topo.nn.backends.BACKENDS): csr holds the CSR of W and Wᵀ and the
+        # permutation between them; dense scatters the values into a dense matrix every step.
+        held = get_backend(resolve_backend(backend, n_in, n_out, e, device)).memory(n_in, n_out, e)
+        est.indices += held.indices
+        dense_cells = max(dense_cells, held.dense_cells)
+        uses_kernels = uses_kernels or held.cpu_kernels
     if uses_kernels and torch.device(device).type == "cpu":
         from . import kernels
         if kernels.enabled():
@@ -296,7 +297,8 @@ def _csr_layout() -> list[tuple[str, int, bool]]:
 _LAYOUT = None
 
 
-def _csr_bytes(n_in: int, n_out: int, e: int) -> int:
+def csr_index_bytes(n_in: int, n_out: int, e: int) -> int:
+    """Bytes of the CSR structure (``CsrStructure``) of an ``n_in → n_out`` layer with ``e`` edges."""
     wide = max(n_in, n_out, e) >= _INT32_MAX  # topo.nn.functional.index_dtype_for picks int64 then
     count = {"edge": e, "row": n_out + 1, "col": n_in + 1}
     return sum(count[kind] * (8 if wide and int32 else size) for kind, size, int32 in _csr_layout())

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
-from .activations import AllReLU, parse_allrelu
+from .activations import ACTIVATIONS, make_activation
 from .backends import check_backend
 from .dropout import Dropout
 from .init import check_init
@@ -19,21 +17,14 @@ from .linear import SparseLinear
 
 __all__ = ["SparseMLP", "compile", "ACTIVATIONS"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "identity": nn.Identity, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 
 def _activation(spec, position: int = 0) -> nn.Module:
-    """The activation module of hidden layer ``position`` (``allrelu`` alternates its slope by position)."""
-    if isinstance(spec, nn.Module):
-        return copy.deepcopy(spec)  # one instance per position: modules with parameters stay untied
-    alpha = parse_allrelu(spec)
-    if alpha is not None:
-        return AllReLU(alpha, position)
-    if isinstance(spec, str) and spec.lower() in ACTIVATIONS:
-        return ACTIVATIONS[spec.lower()]()
-    raise TopologyError(f"unknown activation {spec!r}; use an nn.Module or one of {', '.join(ACTIVATIONS)}, "
-                        f"allrelu[:ALPHA]")
+    """The activation module of hidden layer ``position`` (``allrelu`` alternates its slope by position).
+
+    A module is deep-copied, so modules with parameters stay untied between positions.
+    """
+    return make_activation(spec, allow="module", position=position)
 
 
 class SparseMLP(nn.Module):
@@ -96,10 +87,10 @@ class SparseMLP(nn.Module):
                  regrow_init="zeros", seed=None, device=None, dtype=None) -> None:
         super().__init__()
         if not isinstance(topology, Topology):
-            raise TopologyError(f"expected a Topology, got {type(topology).__name__}")
+            raise ParameterTypeError(f"expected a Topology, got {type(topology).__name__}")
         check_backend(backend)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise TopologyError(f"dropout must be in [0, 1), got {dropout!r}")
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
         self.regrow_init = check_init(regrow_init)
         gen = make_generator(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
         graphs = list(topology.layers)
@@ -163,7 +154,7 @@ class SparseMLP(nn.Module):
         n = len(self.sparse_layers)
         if isinstance(layer_index, bool) or not isinstance(layer_index, int) or not -n <= layer_index < n:
             extra = " (the dense output layer cannot be rewired)" if self.output_layer is not None else ""
-            raise TopologyError(f"layer_index {layer_index!r} out of range for {n} sparse layers{extra}")
+            raise ParameterError(f"layer_index {layer_index!r} out of range for {n} sparse layers{extra}")
         return self.sparse_layers[layer_index].rewire(
             new_graph, keep=keep, init=self.regrow_init if init is None else init, generator=generator)
 

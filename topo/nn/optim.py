@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["remap_optimizer_state"]
 
@@ -48,18 +48,18 @@ def remap_optimizer_state(optimizer: torch.optim.Optimizer, layer, old_to_new: t
     """
     param = layer if isinstance(layer, nn.Parameter) else getattr(layer, "weight", None)
     if not isinstance(param, nn.Parameter):
-        raise TopologyError(f"expected a SparseLinear or its weight Parameter, got {type(layer).__name__}")
+        raise ParameterTypeError(f"expected a SparseLinear or its weight Parameter, got {type(layer).__name__}")
     if not any(p is param for group in optimizer.param_groups for p in group["params"]):
-        raise TopologyError("the layer's weight is not among this optimizer's parameters; "
-                            "build the optimizer from model.parameters() (rewire keeps the same Parameter)")
+        raise ParameterError("the layer's weight is not among this optimizer's parameters; "
+                             "build the optimizer from model.parameters() (rewire keeps the same Parameter)")
     old_to_new = torch.as_tensor(old_to_new)
     if old_to_new.dim() != 1 or old_to_new.dtype not in (torch.int64, torch.int32):
-        raise TopologyError(f"old_to_new must be a 1-D integer tensor, got shape {tuple(old_to_new.shape)} "
-                            f"dtype {old_to_new.dtype}")
+        raise ParameterError(f"old_to_new must be a 1-D integer tensor, got shape {tuple(old_to_new.shape)} "
+                             f"dtype {old_to_new.dtype}")
     old_e, new_e = old_to_new.numel(), param.numel()
     if old_e and int(old_to_new.max()) >= new_e:
-        raise TopologyError(f"old_to_new points at edge {int(old_to_new.max())} but the layer has {new_e} "
-                            f"edges; call remap_optimizer_state after layer.rewire")
+        raise ParameterError(f"old_to_new points at edge {int(old_to_new.max())} but the layer has {new_e} "
+                             f"edges; call remap_optimizer_state after layer.rewire")
     state = optimizer.state.get(param)
     if not state:
         return 0

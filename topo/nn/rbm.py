@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterError, ParameterTypeError, TopologyFormatError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
@@ -99,7 +99,7 @@ class SparseRBM(nn.Module):
         super().__init__()
         n_v, n_h = _check_size(n_visible, "n_visible"), _check_size(n_hidden, "n_hidden")
         if not isinstance(visible, str) or visible.lower() not in VISIBLE_UNITS:
-            raise TopologyError(f"visible must be one of {', '.join(VISIBLE_UNITS)}, got {visible!r}")
+            raise ParameterError(f"visible must be one of {', '.join(VISIBLE_UNITS)}, got {visible!r}")
         self.visible = visible.lower()
         if layer is None and epsilon is None and density is None:
             epsilon = 11.0
@@ -134,7 +134,7 @@ class SparseRBM(nn.Module):
     def rewire(self, k: int, graph: LayerGraph, keep: str = "matching", init=None, generator=None) -> torch.Tensor:
         """Replace the edges (``k`` must be 0); births get ``init`` or :attr:`regrow_init`."""
         if k != 0:
-            raise TopologyError(f"a SparseRBM has one sparse layer (index 0), got {k}")
+            raise ParameterError(f"a SparseRBM has one sparse layer (index 0), got {k}")
         return self.linear.rewire(graph, keep=keep, init=self.regrow_init if init is None else init,
                                   generator=generator)
 
@@ -187,8 +187,8 @@ class SparseRBM(nn.Module):
     def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
         """``E[v | h]``: ``p(v = 1 | h)`` (Bernoulli) or the Gaussian mean ``Wᵀh + b``."""
         if not isinstance(h, torch.Tensor) or h.dim() != 2 or h.shape[1] != self.n_hidden:
-            raise TopologyError(f"h must be a (batch, {self.n_hidden}) tensor, got "
-                                f"{tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__}")
+            raise ParameterError(f"h must be a (batch, {self.n_hidden}) tensor, got "
+                                 f"{tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__}")
         m = self._visible_t(h.to(self.visible_bias).t().contiguous())
         return (torch.sigmoid(m) if self.visible == "bernoulli" else m).t()
 
@@ -281,7 +281,7 @@ class SparseRBM(nn.Module):
         ``log p(v_i | v_{−i})``; what scikit-learn's ``BernoulliRBM.score_samples`` does).
         """
         if self.visible != "bernoulli":
-            raise TopologyError("pseudo_likelihood needs binary visible units; this RBM's are gaussian")
+            raise ParameterError("pseudo_likelihood needs binary visible units; this RBM's are gaussian")
         v = (self._check(v) > 0.5).to(self.visible_bias.dtype)
         g = make_generator(generator) if not isinstance(generator, torch.Generator) else generator
         idx = torch.randint(0, self.n_visible, (v.shape[0],), generator=g, device=g.device).to(v.device)
@@ -333,14 +333,14 @@ class SparseRBM(nn.Module):
     # -- checks ----------------------------------------------------------------------------------
     def _check(self, v, name: str = "v") -> torch.Tensor:
         if not isinstance(v, torch.Tensor):
-            raise TopologyError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+            raise ParameterTypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
         if v.dim() != 2 or v.shape[1] != self.n_visible:
-            raise TopologyError(f"{name} has shape {tuple(v.shape)}, expected (batch, {self.n_visible})")
+            raise ParameterError(f"{name} has shape {tuple(v.shape)}, expected (batch, {self.n_visible})")
         w = self.visible_bias
         if v.device != w.device:
-            raise TopologyError(f"{name} is on {v.device} but the RBM is on {w.device}; move one of them")
+            raise ParameterError(f"{name} is on {v.device} but the RBM is on {w.device}; move one of them")
         if v.dtype != w.dtype:
-            raise TopologyError(f"{name} dtype {v.dtype} differs from the RBM's {w.dtype}; cast one of them")
+            raise ParameterError(f"{name} dtype {v.dtype} differs from the RBM's {w.dtype}; cast one of them")
         return v
 
     def extra_repr(self) -> str:
@@ -383,5 +383,5 @@ def _set_grad(p: nn.Parameter, g: torch.Tensor) -> None:
 
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise TopologyError(f"k (Gibbs steps) must be a positive int, got {k!r}")
+        raise ParameterError(f"k (Gibbs steps) must be a positive int, got {k!r}")
     return k

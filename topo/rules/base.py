@@ -8,7 +8,7 @@ from numbers import Real
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import make_generator
 from .scores import PairScores, cosine_scores, gradient_scores
@@ -20,7 +20,7 @@ def check_zeta(zeta, name: str = "zeta") -> float:
     """``zeta`` as a float in ``[0, 1]``, else a :class:`~topo.errors.TopologyError` naming it."""
     if isinstance(zeta, bool) or not isinstance(zeta, Real) or not math.isfinite(float(zeta)) \
             or not 0.0 <= float(zeta) <= 1.0:
-        raise TopologyError(f"{name} must be a number in [0, 1], got {zeta!r}")
+        raise ParameterError(f"{name} must be a number in [0, 1], got {zeta!r}")
     return float(zeta)
 
 
@@ -68,7 +68,7 @@ class RuleContext:
     progress: float | None = None
 
     @classmethod
-    def coerce(cls, context) -> "RuleContext":
+    def coerce(cls, context) -> RuleContext:
         """A context from a context, a seed, a generator or ``None``."""
         if isinstance(context, RuleContext):
             return context
@@ -76,16 +76,16 @@ class RuleContext:
 
     def cosine(self) -> PairScores:
         if self.activations is None:
-            raise TopologyError("this rule scores by cosine similarity and needs activations "
-                                "(RuleContext(activations=(pre, post)) or Evolver.step(data=...))")
+            raise ParameterError("this rule scores by cosine similarity and needs activations "
+                                 "(RuleContext(activations=(pre, post)) or Evolver.step(data=...))")
         if not isinstance(self.activations, PairScores):
             self.activations = cosine_scores(*self.activations)
         return self.activations
 
     def gradient(self) -> PairScores:
         if self.gradients is None:
-            raise TopologyError("this rule scores by gradient and needs the layer input and output gradient "
-                                "(RuleContext(gradients=(x, grad_out)) or Evolver.step(data=...))")
+            raise ParameterError("this rule scores by gradient and needs the layer input and output gradient "
+                                 "(RuleContext(gradients=(x, grad_out)) or Evolver.step(data=...))")
         if not isinstance(self.gradients, PairScores):
             self.gradients = gradient_scores(*self.gradients)
         return self.gradients

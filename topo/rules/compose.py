@@ -17,14 +17,14 @@ from numbers import Integral
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.layer import LayerGraph
 from .base import RuleContext, RuleResult, check_zeta, count_for
 from .grow import CosineGrow, GradientGrow, GrowCriterion, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
-from .scores import MODES, in_sorted
+from .scores import in_sorted
 
-__all__ = ["Rule", "Static", "SET", "CTRE", "RigL", "from_name", "RULE_NAMES"]
+__all__ = ["Rule", "Static", "SET", "CTRE", "RigL"]
 
 _EMPTY = torch.empty(2, 0, dtype=torch.int64)
 _NO_KEYS = torch.empty(0, dtype=torch.int64)
@@ -45,7 +45,7 @@ class Rule:
     grow : GrowCriterion
         E.g. ``RandomGrow()``, ``CosineGrow()``, ``GradientGrow()``.
     name : str, optional
-        Defaults to ``"<prune>+<grow>"``, the form :func:`from_name` parses.
+        Defaults to ``"<prune>+<grow>"``, the form :func:`~topo.rules.from_name` parses.
     allow_regrow_pruned : bool, "reinit" or "keep"
         ``False`` (topo's default): growth never picks an edge pruned in the
         same step. ``True``/``"reinit"``: it may, and such an edge is reborn
@@ -93,9 +93,9 @@ class Rule:
     def __init__(self, prune: PruneCriterion, grow: GrowCriterion, name: str | None = None,
                  allow_regrow_pruned: bool | str = False) -> None:
         if not callable(prune) or not hasattr(prune, "zeta"):
-            raise TopologyError(f"prune must be a prune criterion (e.g. MagnitudePrune(0.3)), got {prune!r}")
+            raise ParameterTypeError(f"prune must be a prune criterion (e.g. MagnitudePrune(0.3)), got {prune!r}")
         if not callable(grow):
-            raise TopologyError(f"grow must be a grow criterion (e.g. RandomGrow()), got {grow!r}")
+            raise ParameterTypeError(f"grow must be a grow criterion (e.g. RandomGrow()), got {grow!r}")
         self.prune, self.grow = prune, grow
         self.name = name or f"{_part_name(prune)}+{_part_name(grow)}"
         self.allow_regrow_pruned = _check_regrow(allow_regrow_pruned)
@@ -120,14 +120,14 @@ class Rule:
         ``budget`` overrides :meth:`target_edges`: the number of edges of the result.
         """
         if not isinstance(graph, LayerGraph):
-            raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
+            raise ParameterTypeError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         context = RuleContext.coerce(context)
         zeta = self.zeta if zeta is None else check_zeta(zeta)
         n_in, space, n_edges = graph.n_in, graph.n_in * graph.n_out, graph.num_edges
         target = self.target_edges(graph, context) if budget is None else budget
         if isinstance(target, bool) or not isinstance(target, Integral) or not 0 <= int(target) <= space:
-            raise TopologyError(f"edge budget must be an int in [0, {space}] for a {n_in}->{graph.n_out} "
-                                f"layer, got {target!r}")
+            raise ParameterError(f"edge budget must be an int in [0, {space}] for a {n_in}->{graph.n_out} "
+                                 f"layer, got {target!r}")
         target = int(target)
         regrow = bool(self.allow_regrow_pruned)
         if target >= n_edges:
@@ -209,7 +209,7 @@ def _check_regrow(value) -> bool | str:
         return "reinit"
     if value is False or value in ("reinit", "keep"):
         return value
-    raise TopologyError(f"allow_regrow_pruned must be False, True, 'reinit' or 'keep', got {value!r}")
+    raise ParameterError(f"allow_regrow_pruned must be False, True, 'reinit' or 'keep', got {value!r}")
 
 
 def _state(part) -> dict:
@@ -240,7 +240,7 @@ class Static(Rule):
 
     def __call__(self, graph, context=None, zeta=None, budget=None) -> RuleResult:
         if not isinstance(graph, LayerGraph):
-            raise TopologyError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
+            raise ParameterTypeError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
         return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
 
     def observe(self, metrics):
@@ -308,13 +308,13 @@ class CTRE(Rule):
                  allow_regrow_pruned: bool | str = False) -> None:
         if variant == "sim":
             if allow_regrow_pruned:
-                raise TopologyError("CTRE-sim replaces re-selected pruned edges by random ones; "
-                                    "allow_regrow_pruned applies to variant='seq' only")
+                raise ParameterError("CTRE-sim replaces re-selected pruned edges by random ones; "
+                                     "allow_regrow_pruned applies to variant='seq' only")
             grow = CosineGrow(mode, pool_factor, on_pruned="random")
         elif variant == "seq":
             grow = SequentialGrow(CosineGrow(mode, pool_factor), RandomGrow(), patience=patience, monitor=monitor)
         else:
-            raise TopologyError(f"CTRE variant must be 'sim' or 'seq', got {variant!r}")
+            raise ParameterError(f"CTRE variant must be 'sim' or 'seq', got {variant!r}")
         super().__init__(MagnitudePrune(zeta, per_sign=per_sign), grow, name=f"ctre-{variant}",
                          allow_regrow_pruned=allow_regrow_pruned)
         self.variant = variant
@@ -351,52 +351,3 @@ class RigL(Rule):
         extra = f", allow_regrow_pruned={self.allow_regrow_pruned!r}" if self.allow_regrow_pruned else ""
         return f"RigL(zeta={self.zeta}{extra})"
 
-
-_PRUNE = {"magnitude": lambda z: MagnitudePrune(z, per_sign=True),
-          "magnitude-global": lambda z: MagnitudePrune(z, per_sign=False),
-          "cosine": CosinePrune, "random": RandomPrune}
-_GROW = {"random": lambda mode, pool: RandomGrow(), "cosine": CosineGrow, "gradient": GradientGrow}
-
-#: Names :func:`from_name` knows besides ``"PRUNE+GROW"`` combinations.
-RULE_NAMES = ("set", "ctre-sim", "ctre-seq", "rigl", "static")
-
-
-def from_name(name: str, zeta: float | None = None, *, mode: str = "exact", pool_factor: float = 10.0,
-              patience: int = 40, allow_regrow_pruned: bool | str = False) -> Rule:
-    """The rule called ``name``.
-
-    ``name`` is one of ``"set"``, ``"ctre-sim"``, ``"ctre-seq"``, ``"rigl"``,
-    ``"static"``, or ``"PRUNE+GROW"`` with PRUNE in ``magnitude`` (per sign),
-    ``magnitude-global``, ``cosine``, ``random`` and GROW in ``random``,
-    ``cosine``, ``gradient``. ``zeta`` defaults to the rule's own (0.2 for
-    CTRE, else 0.3); ``mode`` (``"exact"``, ``"approx"``, ``"pool"``, ``"pool-uniform"``)
-    and ``pool_factor`` apply to cosine and gradient growth, ``patience`` to CTRE-seq,
-    ``allow_regrow_pruned`` to every rule but ``static`` and ``ctre-sim``.
-
-    Examples
-    --------
-    >>> from_name("set")
-    SET(zeta=0.3)
-    >>> from_name("cosine+random", 0.2)
-    Rule(prune=CosinePrune(zeta=0.2), grow=RandomGrow())
-    """
-    if not isinstance(name, str):
-        raise TopologyError(f"rule name must be a string, got {name!r}")
-    if mode not in MODES:
-        raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
-    key = name.strip().lower()
-    z = {} if zeta is None else {"zeta": zeta}
-    regrow = {"allow_regrow_pruned": allow_regrow_pruned} if allow_regrow_pruned else {}
-    if key == "set":
-        return SET(**z, **regrow)
-    if key in ("ctre-sim", "ctre-seq"):
-        return CTRE(**z, variant=key[5:], patience=patience, mode=mode, pool_factor=pool_factor, **regrow)
-    if key == "rigl":
-        return RigL(**z, mode=mode, pool_factor=pool_factor, **regrow)
-    if key == "static":
-        return Static()
-    prune, _, grow = key.partition("+")
-    if prune in _PRUNE and grow in _GROW:
-        return Rule(_PRUNE[prune](0.3 if zeta is None else zeta), _GROW[grow](mode, pool_factor), **regrow)
-    combos = f"PRUNE+GROW with PRUNE in {sorted(_PRUNE)} and GROW in {sorted(_GROW)}"
-    raise TopologyError(f"unknown rule {name!r}: expected one of {list(RULE_NAMES)} or {combos}")

@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopologyError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import sample_keys
 from .base import Criterion, RuleContext
@@ -62,12 +62,12 @@ class _ScoredGrow(GrowCriterion):
     def __init__(self, mode: Literal["exact", "approx", "pool", "pool-uniform"] = "exact", pool_factor: float = 10.0,
                  block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         if mode not in MODES:
-            raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
         if isinstance(pool_factor, bool) or not isinstance(pool_factor, (int, float)) \
                 or not math.isfinite(pool_factor) or pool_factor < 1:
-            raise TopologyError(f"pool_factor must be a number >= 1, got {pool_factor!r}")
+            raise ParameterError(f"pool_factor must be a number >= 1, got {pool_factor!r}")
         if isinstance(block_bytes, bool) or not isinstance(block_bytes, int) or block_bytes <= 0:
-            raise TopologyError(f"block_bytes must be a positive int, got {block_bytes!r}")
+            raise ParameterError(f"block_bytes must be a positive int, got {block_bytes!r}")
         self.mode, self.pool_factor, self.block_bytes = mode, float(pool_factor), block_bytes
 
     def scores(self, context: RuleContext) -> PairScores:
@@ -111,7 +111,7 @@ class CosineGrow(_ScoredGrow):
                  on_pruned: Literal["skip", "random"] = "skip", block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         super().__init__(mode, pool_factor, block_bytes)
         if on_pruned not in ("skip", "random"):
-            raise TopologyError(f"on_pruned must be 'skip' or 'random', got {on_pruned!r}")
+            raise ParameterError(f"on_pruned must be 'skip' or 'random', got {on_pruned!r}")
         self.on_pruned = on_pruned
 
     def scores(self, context):
@@ -151,7 +151,7 @@ class SequentialGrow(GrowCriterion):
     def __init__(self, first: GrowCriterion, then: GrowCriterion, patience: int = 40,
                  monitor: str = "val_acc", higher_is_better: bool = True, min_delta: float = 0.0) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise TopologyError(f"patience must be a positive int, got {patience!r}")
+            raise ParameterError(f"patience must be a positive int, got {patience!r}")
         self.first, self.then, self.patience = first, then, patience
         self.monitor, self.higher_is_better, self.min_delta = monitor, bool(higher_is_better), float(min_delta)
         self.best: float | None = None

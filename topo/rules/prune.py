@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopologyError
 from ..graph.layer import LayerGraph
 from .base import Criterion, RuleContext, check_zeta, count_for
 
@@ -72,7 +72,7 @@ class PruneCriterion(Criterion):
 
 def _weights(graph: LayerGraph, who: str) -> torch.Tensor:
     if graph.weight is None:
-        raise TopologyError(f"{who} needs a weighted LayerGraph (graph.with_weight(...))")
+        raise ParameterError(f"{who} needs a weighted LayerGraph (graph.with_weight(...))")
     return graph.weight.detach().cpu()
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
-from typing import Callable
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["Schedule", "DECAYS"]
 
@@ -63,13 +63,13 @@ class Schedule:
                  stop_at: float = 1.0, total: int | None = None) -> None:
         if isinstance(decay, str):
             if decay not in DECAYS:
-                raise TopologyError(f"unknown decay {decay!r}: expected one of {sorted(DECAYS)} or a callable")
+                raise ParameterError(f"unknown decay {decay!r}: expected one of {sorted(DECAYS)} or a callable")
         elif not callable(decay):
-            raise TopologyError(f"decay must be one of {sorted(DECAYS)} or a callable, got {decay!r}")
+            raise ParameterTypeError(f"decay must be one of {sorted(DECAYS)} or a callable, got {decay!r}")
         if every != "epoch" and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise TopologyError(f"every must be 'epoch' or a positive int (optimizer steps), got {every!r}")
+            raise ParameterError(f"every must be 'epoch' or a positive int (optimizer steps), got {every!r}")
         if isinstance(stop_at, bool) or not isinstance(stop_at, Real) or not 0.0 < float(stop_at) <= 1.0:
-            raise TopologyError(f"stop_at must be a fraction in (0, 1], got {stop_at!r}")
+            raise ParameterError(f"stop_at must be a fraction in (0, 1], got {stop_at!r}")
         self.decay, self.every, self.stop_at = decay, every, float(stop_at)
         self.total = total
 
@@ -80,7 +80,7 @@ class Schedule:
     @total.setter
     def total(self, total: int | None) -> None:
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-            raise TopologyError(f"total must be a positive int (epochs or steps), got {total!r}")
+            raise ParameterError(f"total must be a positive int (epochs or steps), got {total!r}")
         self._total = total
 
     @property
@@ -90,8 +90,8 @@ class Schedule:
     def _horizon(self, need: str) -> float | None:
         if self._total is None:
             if need:
-                raise TopologyError(f"{need} needs the schedule's total training length: "
-                                    f"Schedule(..., total=n) or schedule.total = n")
+                raise ParameterError(f"{need} needs the schedule's total training length: "
+                                     f"Schedule(..., total=n) or schedule.total = n")
             return None
         return self.stop_at * self._total
 
@@ -148,7 +148,7 @@ class Schedule:
         p = min(1.0, max(0.0, position / horizon))
         factor = float(DECAYS[self.decay](p) if isinstance(self.decay, str) else self.decay(p))
         if not 0.0 <= factor <= 1.0:
-            raise TopologyError(f"the decay returned {factor!r} at progress {p}, expected a factor in [0, 1]")
+            raise ParameterError(f"the decay returned {factor!r} at progress {p}, expected a factor in [0, 1]")
         return base * factor
 
     def state_dict(self) -> dict:

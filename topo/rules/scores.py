@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, TopologyError
 from ..graph.layer import LayerGraph
 from ..graph.sampling import sample_keys
 
@@ -113,15 +113,15 @@ class PairScores:
     def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
         a, b = torch.as_tensor(a), torch.as_tensor(b)
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[0]:
-            raise TopologyError(f"scores need a [S, n_in] and b [S, n_out] with the same S, "
-                                f"got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ParameterError(f"scores need a [S, n_in] and b [S, n_out] with the same S, "
+                                 f"got {tuple(a.shape)} and {tuple(b.shape)}")
         if not a.is_floating_point():
             a = a.to(torch.get_default_dtype())
         b = b.to(device=a.device, dtype=a.dtype)
         self.aT, self.bT = a.detach().T.contiguous(), b.detach().T.contiguous()
 
     @classmethod
-    def _transposed(cls, aT: torch.Tensor, bT: torch.Tensor) -> "PairScores":
+    def _transposed(cls, aT: torch.Tensor, bT: torch.Tensor) -> PairScores:
         self = object.__new__(cls)
         self.aT, self.bT = aT.contiguous(), bT.to(device=aT.device, dtype=aT.dtype).contiguous()
         return self
@@ -228,7 +228,7 @@ class PairScores:
         """
         self._check(graph)
         if mode not in MODES:
-            raise TopologyError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
         exclude = _sorted_keys(exclude)
         if exclude.numel():
             exclude = exclude[~in_sorted(exclude, graph.keys())]
@@ -241,9 +241,9 @@ class PairScores:
             return torch.empty(0, dtype=torch.int64)
         if mode != "exact":
             if not pool_factor >= 1:
-                raise TopologyError(f"pool_factor must be >= 1, got {pool_factor!r}")
+                raise ParameterError(f"pool_factor must be >= 1, got {pool_factor!r}")
             if generator is None:
-                raise TopologyError(f"mode {mode!r} needs a torch.Generator for its random choices")
+                raise ParameterError(f"mode {mode!r} needs a torch.Generator for its random choices")
             taken = torch.sort(torch.cat([graph.keys(), exclude])).values
             if mode == "approx":
                 return self._search_top(graph, k, exclude, taken, pool_factor, generator, block_bytes,
@@ -394,8 +394,8 @@ def cosine_scores(pre: torch.Tensor, post: torch.Tensor) -> PairScores:
     """
     pre, post = torch.as_tensor(pre), torch.as_tensor(post)
     if pre.dim() != 2 or post.dim() != 2 or pre.shape[0] != post.shape[0]:
-        raise TopologyError(f"activations must be [S, n_in] and [S, n_out] with the same S, "
-                            f"got {tuple(pre.shape)} and {tuple(post.shape)}")
+        raise ParameterError(f"activations must be [S, n_in] and [S, n_out] with the same S, "
+                             f"got {tuple(pre.shape)} and {tuple(post.shape)}")
     return PairScores._transposed(_unit_columns_T(pre), _unit_columns_T(post))
 
 

@@ -7,8 +7,23 @@ that one process at a time writes a run, and ``manifest.json``, the sha256 of
 every file it wrote, checked whenever a file is read back.
 """
 
-from .files import (CHECKPOINT, CONFIG, HISTORY, LOCK, MANIFEST, METRIC_COLUMNS, METRICS, MODEL, RUN_FILES,
-                    TOPOLOGY, check_run_dir, read_json, versions, write_json, write_metrics)
+from .files import (
+                    CHECKPOINT,
+                    CONFIG,
+                    HISTORY,
+                    LOCK,
+                    MANIFEST,
+                    METRIC_COLUMNS,
+                    METRICS,
+                    MODEL,
+                    RUN_FILES,
+                    TOPOLOGY,
+                    check_run_dir,
+                    read_json,
+                    versions,
+                    write_json,
+                    write_metrics,
+)
 from .lock import RunLock, RunLockedError
 from .manifest import RunFileError
 from .rundir import RunDir

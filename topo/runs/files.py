@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.atomic import atomic_write
-
 from .table import METRIC_COLUMNS, write_metrics
 
 __all__ = ["CONFIG", "METRICS", "TOPOLOGY", "HISTORY", "CHECKPOINT", "MODEL", "MANIFEST", "LOCK", "RUN_FILES",

@@ -135,7 +135,7 @@ class RunLock:
             f"{who}{f' ({extra})' if extra else ''}{cmd}; wait for it to finish or choose another directory",
             str(self.path), info)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

@@ -60,7 +60,7 @@ class Manifest:
     def exists(self) -> bool:
         return self.path.is_file()
 
-    def load(self) -> "Manifest":
+    def load(self) -> Manifest:
         """Read the manifest from disk (an absent one is empty); a damaged one raises naming it."""
         self.files, self.pending = {}, {}
         if not self.path.is_file():

@@ -6,8 +6,9 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import files as F
 from .lock import RunLock, RunLockedError
@@ -75,12 +76,12 @@ class RunDir:
 
     # -- opening, locking ---------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike) -> "RunDir":
+    def create(cls, path: str | os.PathLike) -> RunDir:
         """A new run in ``path`` (created if missing), locked. A directory holding a run is refused."""
         return cls(path).open(resume=False)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike) -> "RunDir":
+    def resume(cls, path: str | os.PathLike) -> RunDir:
         """The existing run in ``path``, locked for writing."""
         return cls(path).open(resume=True)
 
@@ -94,7 +95,7 @@ class RunDir:
         """Whether this object holds the directory's lock."""
         return self._lock.held
 
-    def check(self, resume: bool = False) -> "RunDir":
+    def check(self, resume: bool = False) -> RunDir:
         """Validate the directory for a new run (creating it) or a resumed one, without taking the lock.
 
         Raises
@@ -123,7 +124,7 @@ class RunDir:
         out.mkdir(parents=True, exist_ok=True)
         return self
 
-    def open(self, resume: bool = False) -> "RunDir":
+    def open(self, resume: bool = False) -> RunDir:
         """:meth:`check`, then take the lock (failing at once if it is held) and check again under it."""
         if self.locked:
             return self
@@ -141,7 +142,7 @@ class RunDir:
         """Release the lock (if held). Staged, uncommitted files are discarded."""
         self._lock.release()
 
-    def __enter__(self) -> "RunDir":
+    def __enter__(self) -> RunDir:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -317,7 +318,7 @@ class RunDir:
         return target
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator["RunDir"]:
+    def transaction(self) -> Iterator[RunDir]:
         """Write several files as one commit: renamed in the order written, one manifest update.
 
         If the block raises, nothing of it reaches the run's files.

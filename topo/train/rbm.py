@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..graph import History
 from ..runs import RunDir
 from ..runs import files as _runs
@@ -41,13 +41,13 @@ def as_matrix(data, name: str, dtype: torch.dtype, device) -> torch.Tensor:
     try:
         X = torch.as_tensor(data)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise TopologyError(f"{name} must be a 2-D float array, got {type(data).__name__}: {err}") from None
+        raise ParameterTypeError(f"{name} must be a 2-D float array, got {type(data).__name__}: {err}") from None
     if X.dim() != 2 or X.shape[0] == 0 or X.dtype.is_complex:
-        raise TopologyError(f"{name} must be a non-empty real 2-D array [n, features], got {X.dtype} "
-                            f"{tuple(X.shape)}")
+        raise ParameterError(f"{name} must be a non-empty real 2-D array [n, features], got {X.dtype} "
+                             f"{tuple(X.shape)}")
     X = X.to(device=device, dtype=dtype)
     if not bool(torch.isfinite(X).all()):
-        raise TopologyError(f"{name} holds NaN or infinite values")
+        raise ParameterError(f"{name} holds NaN or infinite values")
     return X
 
 
@@ -117,18 +117,18 @@ class RBMTrainer:
         from ..nn.rbm import SparseRBM
 
         if not isinstance(self.rbm, SparseRBM):
-            raise TopologyError(f"rbm must be a topo.nn.SparseRBM, got {type(self.rbm).__name__}")
+            raise ParameterTypeError(f"rbm must be a topo.nn.SparseRBM, got {type(self.rbm).__name__}")
         for name in ("k", "epochs", "batch_size", "monitor", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1):
-                raise TopologyError(f"{name} must be a positive int, got {v!r}")
+                raise ParameterError(f"{name} must be a positive int, got {v!r}")
         for name in ("lr", "momentum", "weight_decay"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                     or (name == "lr" and v == 0):
-                raise TopologyError(f"{name} must be a finite number >= 0 (lr > 0), got {v!r}")
+                raise ParameterError(f"{name} must be a finite number >= 0 (lr > 0), got {v!r}")
         if self.evolver is not None and getattr(self.evolver, "model", None) is not self.rbm:
-            raise TopologyError("the evolver was built for another model than the trainer's RBM")
+            raise ParameterError("the evolver was built for another model than the trainer's RBM")
 
     # -- public API --------------------------------------------------------------------------------
     def fit(self, train, test=None) -> RBMTrainer:
@@ -142,14 +142,14 @@ class RBMTrainer:
         self._T = None if test is None else as_matrix(test, "test", dtype, self.device_)
         for name, X in (("train", self._X), ("test", self._T)):
             if X is not None and X.shape[1] != rbm.n_visible:
-                raise TopologyError(f"{name} has {X.shape[1]} features but the RBM has {rbm.n_visible} visible units")
+                raise ParameterError(f"{name} has {X.shape[1]} features but the RBM has {rbm.n_visible} visible units")
         self.optimizer_ = torch.optim.SGD(rbm.parameters(), lr=self.lr, momentum=self.momentum,
                                           weight_decay=self.weight_decay)
         if self.evolver is not None:
             if self.evolver.optimizer is None or self.evolver.optimizer is getattr(self, "_made", None):
                 self.evolver.optimizer = self.optimizer_  # (a refit replaces this trainer's own optimizer)
             elif self.evolver.optimizer is not self.optimizer_:
-                raise TopologyError("the evolver carries another optimizer's state; build it without one")
+                raise ParameterError("the evolver carries another optimizer's state; build it without one")
         self._made = self.optimizer_
         self._gen = torch.Generator().manual_seed(self.seed)
         self._rows: list[dict] = []

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TopologyError, TopologyFormatError
+from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyFormatError
 from ..graph import History
 
 __all__ = ["OPTIMIZERS", "NonFiniteLossError", "check_settings", "make_optimizer", "as_xy", "check_labels",
@@ -18,7 +18,7 @@ __all__ = ["OPTIMIZERS", "NonFiniteLossError", "check_settings", "make_optimizer
 OPTIMIZERS = ("sgd", "adam")
 
 
-class NonFiniteLossError(TopologyError, FloatingPointError):
+class NonFiniteLossError(TopoError, FloatingPointError):
     """The training loss became NaN or infinite; ``epoch`` and ``step`` (1-based, within it) say where.
 
     Training stops there: the run directory keeps the last complete epoch. A
@@ -35,45 +35,45 @@ class NonFiniteLossError(TopologyError, FloatingPointError):
 
 
 def check_settings(t) -> None:
-    """Raise a :class:`TopologyError` naming the first bad setting of trainer ``t``."""
+    """Raise a :class:`~topo.ParameterError` (or ``ParameterTypeError``) naming the first bad setting of ``t``."""
     if not isinstance(t.model, nn.Module):
-        raise TopologyError(f"model must be a torch nn.Module, got {type(t.model).__name__}")
+        raise ParameterTypeError(f"model must be a torch nn.Module, got {type(t.model).__name__}")
     opt = t.optimizer
     if isinstance(opt, str) and opt not in OPTIMIZERS:
-        raise TopologyError(f"unknown optimizer {opt!r}; use one of {OPTIMIZERS}, a torch optimizer or a factory")
+        raise ParameterError(f"unknown optimizer {opt!r}; use one of {OPTIMIZERS}, a torch optimizer or a factory")
     if not isinstance(opt, (str, torch.optim.Optimizer)) and not callable(opt):
-        raise TopologyError(f"optimizer must be a name, a torch optimizer or a callable, got {opt!r}")
+        raise ParameterTypeError(f"optimizer must be a name, a torch optimizer or a callable, got {opt!r}")
     for name in ("epochs", "batch_size"):
         v = getattr(t, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "epochs" else 1):
-            raise TopologyError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
-                                f"integer, got {v!r}")
+            raise ParameterError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
+                                 f"integer, got {v!r}")
     for name in ("lr", "momentum", "weight_decay"):
         v = getattr(t, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                 or (name == "lr" and v == 0):
-            raise TopologyError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "
-                                f"finite number, got {v!r}")
+            raise ParameterError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "
+                                 f"finite number, got {v!r}")
     if t.seed is not None and (isinstance(t.seed, bool) or not isinstance(t.seed, int)):
-        raise TopologyError(f"seed must be an int or None, got {t.seed!r}")
+        raise ParameterTypeError(f"seed must be an int or None, got {t.seed!r}")
     try:
         device = torch.device(t.device)
     except (RuntimeError, TypeError) as err:
-        raise TopologyError(f"invalid device {t.device!r}: {err}") from None
+        raise ParameterError(f"invalid device {t.device!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TopologyError(f"device {t.device!r} asked for, but CUDA is not available here")
+        raise ParameterError(f"device {t.device!r} asked for, but CUDA is not available here")
     if t.resume and t.out_dir is None:
-        raise TopologyError("resume=True needs out_dir (the run directory to resume)")
+        raise ParameterError("resume=True needs out_dir (the run directory to resume)")
     if t.evolver is not None and not callable(getattr(t.evolver, "step", None)):
-        raise TopologyError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
+        raise ParameterTypeError(f"evolver must have a step() method (topo.Evolver), got {type(t.evolver).__name__}")
     if t.loss is not None and not callable(t.loss) and not isinstance(t.loss, str):
-        raise TopologyError(f"loss must be a name or a callable loss(output, target), got {t.loss!r}")
+        raise ParameterTypeError(f"loss must be a name or a callable loss(output, target), got {t.loss!r}")
     from .tasks import check_task, resolve_loss
 
     resolve_loss(check_task(getattr(t, "task", "classify")), t.loss)
     noise = getattr(t, "noise", 0.0)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-        raise TopologyError(f"noise must be a non-negative finite number (std of the input noise), got {noise!r}")
+        raise ParameterError(f"noise must be a non-negative finite number (std of the input noise), got {noise!r}")
 
 
 def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float):
@@ -87,7 +87,7 @@ def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_de
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     made = spec(params)
     if not isinstance(made, torch.optim.Optimizer):
-        raise TopologyError(f"optimizer factory returned {type(made).__name__}, not a torch optimizer")
+        raise ParameterTypeError(f"optimizer factory returned {type(made).__name__}, not a torch optimizer")
     return made
 
 
@@ -98,7 +98,7 @@ def _as_tensor(a, what: str) -> torch.Tensor:
         a = a.to_numpy()
     arr = np.asarray(a)
     if arr.dtype == object or arr.dtype.kind in "USV":
-        raise TopologyError(f"{what} must be numeric, got an array of {arr.dtype} (e.g. {arr.flat[0]!r})")
+        raise ParameterTypeError(f"{what} must be numeric, got an array of {arr.dtype} (e.g. {arr.flat[0]!r})")
     arr = np.ascontiguousarray(arr)
     # torch wants writable memory (pandas hands out read-only views); copy only then.
     return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
@@ -114,20 +114,20 @@ def as_xy(data, name: str, device: torch.device,
     try:
         X, y = data
     except (TypeError, ValueError):
-        raise TopologyError(f"{name} must be a pair (X, y), got {type(data).__name__}") from None
+        raise ParameterTypeError(f"{name} must be a pair (X, y), got {type(data).__name__}") from None
     X, y = _as_tensor(X, f"{name} X"), _as_tensor(y, f"{name} y")
     if X.dim() != 2 or not X.is_floating_point():
-        raise TopologyError(f"{name} X must be a 2-D float array [n, features], got {X.dtype} {tuple(X.shape)}")
+        raise ParameterError(f"{name} X must be a 2-D float array [n, features], got {X.dtype} {tuple(X.shape)}")
     if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TopologyError(f"{name} y must be a 1-D integer label array, got {y.dtype} {tuple(y.shape)}")
+        raise ParameterError(f"{name} y must be a 1-D integer label array, got {y.dtype} {tuple(y.shape)}")
     if X.shape[0] != y.shape[0] or X.shape[0] == 0:
-        raise TopologyError(f"{name} has {X.shape[0]} rows in X and {y.shape[0]} labels; need equal and > 0")
+        raise ParameterError(f"{name} has {X.shape[0]} rows in X and {y.shape[0]} labels; need equal and > 0")
     X = X.to(device=device, dtype=dtype)
     bad = ~torch.isfinite(X)
     if bool(bad.any()):
         r, c = (int(v) for v in bad.nonzero()[0])
-        raise TopologyError(f"{name} X holds {float(X[r, c])} at row {r}, feature {c} "
-                            f"({int(bad.sum())} non-finite values in all); clean or impute the data first")
+        raise ParameterError(f"{name} X holds {float(X[r, c])} at row {r}, feature {c} "
+                             f"({int(bad.sum())} non-finite values in all); clean or impute the data first")
     return X, y.to(device=device, dtype=torch.int64)
 
 
@@ -136,8 +136,8 @@ def check_labels(y: torch.Tensor, n_classes: int, name: str) -> None:
     bad = (y < 0) | (y >= n_classes)
     if bool(bad.any()):
         r = int(bad.nonzero()[0, 0])
-        raise TopologyError(f"{name} y holds label {int(y[r])} (row {r}), but the model has {n_classes} outputs, "
-                            f"so labels must be in [0, {n_classes - 1}]")
+        raise ParameterError(f"{name} y holds label {int(y[r])} (row {r}), but the model has {n_classes} outputs, "
+                             f"so labels must be in [0, {n_classes - 1}]")
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:

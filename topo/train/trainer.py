@@ -26,11 +26,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..errors import ParameterError
+from ..graph import History
 from ..runs import RunDir
 from ..runs import files as _runs
 from .checkpoint import isolated_rng, rng_state, set_rng_state
@@ -38,8 +40,6 @@ from .settings import (NonFiniteLossError, as_xy, check_labels, check_settings, 
                        make_optimizer, model_dtype, model_topology, num_edges)
 from .strategy import LocalStrategy, strategy_for
 from .tasks import as_data, check_outputs, check_task, resolve_loss, summed
-from ..errors import TopologyError
-from ..graph import History
 
 __all__ = ["Trainer", "NonFiniteLossError"]
 
@@ -154,7 +154,7 @@ class Trainer:
         self.task, self.noise = task, noise
 
     # -- public API ---------------------------------------------------------------------
-    def fit(self, train, test=None) -> "Trainer":
+    def fit(self, train, test=None) -> Trainer:
         """Train on ``train = (X, y)``, evaluating on ``test = (X, y)`` after every epoch.
 
         ``X`` is a float array, tensor or pandas DataFrame ``[n, features]``
@@ -488,13 +488,13 @@ class Trainer:
             if key == "seed" and mine is None:
                 continue
             if key in saved and saved[key] != (float(mine) if isinstance(saved[key], float) else mine):
-                raise TopologyError(f"cannot resume {str(path)!r}: it was trained with {key}={saved[key]!r}, "
+                raise ParameterError(f"cannot resume {str(path)!r}: it was trained with {key}={saved[key]!r}, "
                                     f"this trainer has {key}={mine!r}")
         if ckpt["epoch"] > self.epochs:
-            raise TopologyError(f"cannot resume {str(path)!r}: it has {ckpt['epoch']} epochs done, more "
+            raise ParameterError(f"cannot resume {str(path)!r}: it has {ckpt['epoch']} epochs done, more "
                                 f"than epochs={self.epochs}")
         if (ckpt.get("evolver") is None) != (self.evolver is None):
-            raise TopologyError(f"cannot resume {str(path)!r}: it was trained "
+            raise ParameterError(f"cannot resume {str(path)!r}: it was trained "
                                 f"{'without' if ckpt.get('evolver') is None else 'with'} an evolver")
         return ckpt
 
@@ -551,7 +551,7 @@ class Trainer:
         if ev is None:
             return
         if getattr(ev, "model", self.model) is not self.model:
-            raise TopologyError("the evolver was built for another model than the trainer's")
+            raise ParameterError("the evolver was built for another model than the trainer's")
         if self.task != "classify" and getattr(ev, "loss_fn", "unset") is None:
             ev.loss_fn = summed(self._loss)  # gradient scores of the task's loss, not cross-entropy
         current = getattr(ev, "optimizer", None)
@@ -560,7 +560,7 @@ class Trainer:
             ev.optimizer = self.optimizer_  # so the rewiring carries this optimizer's state
             ev.trainer_optimizer = self.optimizer_ if made_here else None
         elif current is not self.optimizer_:
-            raise TopologyError("the evolver carries the state of another optimizer than the trainer's; "
+            raise ParameterError("the evolver carries the state of another optimizer than the trainer's; "
                                 "pass that optimizer to Trainer(optimizer=...) or build the Evolver without one")
 
     def _write_config(self) -> None:
