@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 
 import topo
-from topo.runs import RunDir
 from topo import datasets
 from topo.rules import CosineGrow, CosinePrune, MagnitudePrune, RandomGrow, Rule
+from topo.runs import RunDir
 
 RULES = {
     "set": lambda a: topo.rules.SET(a.zeta),  # per-sign magnitude prune + random growth

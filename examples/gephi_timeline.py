@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import topo
-from topo.runs import RunDir
 from topo import datasets
+from topo.runs import RunDir
 
 HOW_TO_PLAY = """\
 How to play {path} in Gephi (0.10):

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 import topo
-from topo.runs import RunDir
 from topo import datasets
+from topo.runs import RunDir
 
 
 class SparseHeadCNN(nn.Module):

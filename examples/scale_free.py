@@ -29,8 +29,8 @@ import pandas as pd
 
 import analysis
 import topo
-from topo.runs import RunDir
 from topo import datasets
+from topo.runs import RunDir
 
 
 def parse_args(argv=None):

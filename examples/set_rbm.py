@@ -33,7 +33,8 @@ def binarised(name: str):
     return (torch.as_tensor(X) > 0.5).float(), (torch.as_tensor(T) > 0.5).float()
 
 
-def train_one(variant: str, dataset: str, X, T, hidden: int, epochs: int, seed: int, out: Path, betas: int, runs: int) -> dict:
+def train_one(variant: str, dataset: str, X, T, hidden: int, epochs: int, seed: int, out: Path, betas: int,
+              runs: int) -> dict:
     n_v = X.shape[1]
     rbm = SparseRBM(n_v, hidden, density=1.0, backend="dense", seed=seed) if variant == "dense" \
         else SparseRBM(n_v, hidden, epsilon=11, seed=seed)
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
         for seed in range(a.seeds):
             for v in VARIANTS:
                 out = Path(a.out) / name / f"{v}-seed{seed}"
-                rows.append({"dataset": name, **train_one(v, name, X, T, a.hidden, a.epochs, seed, out, a.betas, a.runs)})
+                row = train_one(v, name, X, T, a.hidden, a.epochs, seed, out, a.betas, a.runs)
+                rows.append({"dataset": name, **row})
         if name in shapes:
             degree_heatmap(Path(a.out) / name / "set-seed0", shapes[name], Path(a.out) / name / "visible_degree.png")
     import pandas as pd

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 import topo
-from topo.runs import RunDir
 from topo import datasets
+from topo.runs import RunDir
 
 DROPOUT = 0.3  # after every hidden layer of all three models
 

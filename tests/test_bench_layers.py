@@ -12,8 +12,11 @@ def test_rounds_medians_and_ratios():
     assert len(res["rounds"]) == 3 and len(res["sgemm_rounds"]) == 3
     csr = next(c for c in res["cases"] if c["method"] == "csr")
     assert sorted(csr["ms_rounds"])[1] == pytest.approx(csr["ms"])       # median of the three rounds
-    per_round = [next(c["ms"] for c in r if c["method"] == "csr_lone") / next(c["ms"] for c in r if c["method"] == "csr")
-                 for r in res["rounds"]]
+
+    def ms(r, method):
+        return next(c["ms"] for c in r if c["method"] == method)
+
+    per_round = [ms(r, "csr_lone") / ms(r, "csr") for r in res["rounds"]]
     assert layers._median_ratio(res, (60, 50), "csr_lone", "csr")[0] == pytest.approx(sorted(per_round)[1])
     lines = layers.ratios(res)
     assert len(lines) == 1 and "csr_rowmajor_io / csr" in lines[0] and "csr_lone at" in lines[0]

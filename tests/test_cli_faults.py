@@ -104,8 +104,11 @@ def test_write_failures_leave_nothing_behind(tmp_path, capsys, monkeypatch, code
         def fake_open(file, mode="r", *args, **kwargs):
             f = real_open(file, mode, *args, **kwargs)
             return failing_write(f) if "w" in mode and Path(str(file)).name.startswith(f".{victim}") else f
-        monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: failing_write(real_open(fd, mode, *a, **k))
-                            if "w" in mode and victim in os.readlink(f"/proc/self/fd/{fd}") else real_open(fd, mode, *a, **k))
+        def fake_fdopen(fd, mode="r", *a, **k):
+            f = real_open(fd, mode, *a, **k)
+            return failing_write(f) if "w" in mode and victim in os.readlink(f"/proc/self/fd/{fd}") else f
+
+        monkeypatch.setattr(os, "fdopen", fake_fdopen)
         monkeypatch.setattr(builtins, "open", fake_open)
     line = _fails(TRAIN + ["--out", str(tmp_path / "run")], tmp_path, capsys, name, os.strerror(code))
     assert str(tmp_path / "run") in line and "unexpected pos" not in line

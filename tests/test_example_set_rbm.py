@@ -31,6 +31,6 @@ def test_set_rbm_smoke(tmp_path):
     assert (out / "digits" / "visible_degree.png").stat().st_size > 1000
     assert "AIS 500 temperatures" in proc.stdout
     # Re-running reuses the finished runs.
-    again = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)], check=False, capture_output=True,
-                           text=True, env=env, timeout=900)
+    again = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)], check=False,
+                           capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0 and pd.read_csv(out / "results.csv").equals(df)

@@ -1,7 +1,6 @@
 """History: recording, replay and edge lifetimes against a brute-force set replay; persistence; bad input."""
 
 import math
-
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,5 @@
 """Lean histories: weights every K updates, float16 or none; the append-only history.npz; old files still load."""
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +140,7 @@ def test_update_steps_survive_the_append_layout(tmp_path):
     # Step-wise schedules label updates by optimizer step; rewriting and appending both keep them.
     model, ev = _evolver()
     path = tmp_path / "h.npz"
-    for i, step in enumerate((4, 8, 12), 1):
+    for step in (4, 8, 12):
         ev.step(epoch=step / 8, step=step)
         ev.history_.save(path)  # the first save writes, the next ones append
     back = topo.History.load(path)

@@ -48,7 +48,7 @@ def test_gmp_edge_counts_follow_the_cubic_schedule_exactly():
         rows = ev.step(epoch=epoch)
         assert all(r["births"] == 0 for r in rows)
         counts.append([m.num_edges for m in model.sparse_layers])
-        for m, before, row in zip(model.sparse_layers, w_before, rows):
+        for m, before, _ in zip(model.sparse_layers, w_before, rows):
             # Survivors are the largest |w| and keep their values and momentum rows.
             keys = (m.edge_index[1] * m.in_features + m.edge_index[0]).tolist()
             assert [before[k] for k in keys] == m.weight.tolist()

@@ -7,7 +7,7 @@ from torch import nn
 import topo
 from topo import LayerGraph
 from topo.errors import TopologyError
-from topo.rules import CTRE, SET, MagnitudePrune, RandomPrune, RigL, Rule, RuleContext, RandomGrow, from_name
+from topo.rules import CTRE, SET, MagnitudePrune, RandomGrow, RandomPrune, RigL, Rule, RuleContext, from_name
 
 
 def _keys(e, n_in):

@@ -88,7 +88,7 @@ def test_failed_transaction_changes_nothing(tmp_path):
             with run.transaction():
                 run.write_config({"a": 2})
                 run.write_metrics([{"epoch": 1}])
-                1 / 0
+                raise ZeroDivisionError("a failure inside the transaction")
         assert snapshot(run.path) == before
 
 

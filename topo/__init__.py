@@ -9,13 +9,25 @@ top-level ``analysis`` package, which imports topo — never the reverse).
 ``topo.distributed`` is imported on use (it loads torch.distributed).
 """
 
-from .errors import DatasetError, ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
-from .graph import (History, LayerChange, LayerGraph, Topology, erdos_renyi, erk, erk_densities,
-                    from_dense_masks, from_edges, from_edges_frame, from_igraph, from_networkx, load,
-                    set_density)
-
 from . import datasets, io, nn, rules  # noqa: E402, I001  (after the graph core they build on)
+from .errors import DatasetError, ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from .evolve import Evolver  # noqa: E402
+from .graph import (
+                    History,
+                    LayerChange,
+                    LayerGraph,
+                    Topology,
+                    erdos_renyi,
+                    erk,
+                    erk_densities,
+                    from_dense_masks,
+                    from_edges,
+                    from_edges_frame,
+                    from_igraph,
+                    from_networkx,
+                    load,
+                    set_density,
+)
 from .nn import compile, load_model, save_model, sparsify  # noqa: E402
 from .nn.memory import estimate_memory  # noqa: E402
 from .train import Trainer  # noqa: E402

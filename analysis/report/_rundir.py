@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 import topo
-from topo.runs import RunDir
 from topo.errors import TopologyError, TopologyFormatError
-from topo.runs import CONFIG, HISTORY, METRICS, read_json
+from topo.runs import RunDir
 
 __all__ = ["RunDirError", "Run", "load_run"]
 

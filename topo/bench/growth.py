@@ -77,8 +77,8 @@ def bench(n: int, samples: int, epsilon: float, zeta: float, data: str, rank: in
             print(f"  {spec:14s} skipped: faiss is not installed (pip install topo[faiss])")
             continue
         kw = {"search_backend": backend, "search_dim": dim} if mode == "approx" else {}
-        got, t, rss = _timed(lambda: scores.top_nonedges(graph, k, mode=mode, pool_factor=pool_factor,
-                                                          generator=torch.Generator().manual_seed(seed), **kw))
+        got, t, rss = _timed(lambda mode=mode, kw=kw: scores.top_nonedges(
+            graph, k, mode=mode, pool_factor=pool_factor, generator=torch.Generator().manual_seed(seed), **kw))
         recall = len(truth & set(got.tolist())) / k
         cos = scores.pairs(got % n, got // n).mean().item() / cos_exact
         out["modes"][spec] = {"seconds": t, "speedup": t_exact / t, "recall": recall, "cos_vs_exact": cos,

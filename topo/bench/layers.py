@@ -10,7 +10,8 @@ the input, the values and the bias. Each method
 gets its input and upstream gradient in the layout it sees inside a network of
 such layers: transposed views for ``csr``/``torch_sparse`` (what they produce),
 row-major for the dense methods. ``csr_rowmajor_io`` is ``csr`` fed row-major
-tensors, as a lone layer or a network's first layer is: it pays the transposes; ``csr_lone`` is a lone layer called exactly as a user calls it
+tensors, as a lone layer or a network's first layer is: it pays the transposes;
+``csr_lone`` is a lone layer called exactly as a user calls it
 (``x = torch.randn(batch, n_in)``, no gradient for ``x``, ``layer(x).sum().backward()``).
 The rate is
 ``6 · edges · batch / time``; it is compared with the dense GEMM rate measured in
@@ -34,7 +35,8 @@ __all__ = ["METHODS", "measure_case", "sgemm_rate", "run_layers", "sweep_density
            "main"]
 
 HELP = "fwd+bwd time of sparse layers per backend vs dense x mask and torch's sparse autograd"
-METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "csr_lone", "nn_linear", "dense", "torch_sparse", "dense_x_mask", "torch_sparse_autograd")
+METHODS = ("csr", "csr_torch_ops", "csr_rowmajor_io", "csr_lone", "nn_linear", "dense", "torch_sparse", "dense_x_mask",
+           "torch_sparse_autograd")
 # Dense matrices of size n_in*n_out each method holds at its peak (weights, grads, temporaries).
 _DENSE_COPIES = {"nn_linear": 3, "dense": 3, "dense_x_mask": 5, "torch_sparse_autograd": 4}
 
@@ -404,7 +406,7 @@ def run(args) -> int:
     densities = args.densities or (CUDA_DENSITIES if device.type == "cuda" else None)
     if densities:
         if any(not 0 < d <= 1 for d in densities):
-            raise TopologyError(f"--densities must lie in (0, 1], got {densities}")
+            raise ParameterError(f"--densities must lie in (0, 1], got {densities}")
         if device.type == "cuda":
             print(f"GPU: {torch.cuda.get_device_name(device)}")
         sizes = args.sizes or [(4000, 4000), (20000, 20000)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 def train_rbm(args, s: dict) -> int:
     """Build a :class:`topo.nn.SparseRBM` from the run settings ``s`` and fit it with :class:`topo.train.RBMTrainer`."""
     import torch
+    import torch.distributed as dist
 
     from .. import datasets
     from ..errors import TopologyError
@@ -13,8 +14,6 @@ def train_rbm(args, s: dict) -> int:
     from ..runs import RunDir
     from ..train import RBMTrainer
     from .factory import build_evolver, check_rule, parse_hidden
-
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         raise TopologyError("--model rbm trains in one process; leave out --nproc and torchrun")

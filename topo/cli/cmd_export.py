@@ -116,7 +116,6 @@ def _load(src: Path, fmt: str, epoch):
     import topo
 
     from ..errors import ParameterError, TopoError, TopologyFormatError
-
     from ..runs import RunDir
 
     history = topology = None

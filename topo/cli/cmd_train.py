@@ -275,7 +275,6 @@ def _train(args) -> int:
     import torch
 
     from .. import datasets
-    from ..runs import RunDir
     from ..train import Trainer
     from .factory import build_evolver, build_model, build_schedule, check_rule, parse_hidden
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 

@@ -17,8 +17,16 @@ import torch
 
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from .layer import LayerGraph
-from .serialize import (FORMAT_VERSION, check_keys, index_dtype, read_npz, topology_arrays, topology_from_arrays,
-                        topology_keys, write_npz)
+from .serialize import (
+    FORMAT_VERSION,
+    check_keys,
+    index_dtype,
+    read_npz,
+    topology_arrays,
+    topology_from_arrays,
+    topology_keys,
+    write_npz,
+)
 from .topology import Topology
 
 __all__ = ["LayerChange", "History", "HistoryWeights", "parse_history_weights"]
@@ -395,7 +403,8 @@ class History:
                 h.update(b"|")
                 h.update(c.deaths.numpy().tobytes())
                 w = None if s.weights is None else s.weights[k]
-                h.update(b"-" if w is None else str(w.dtype).encode() + w.contiguous().view(torch.uint8).numpy().tobytes())
+                h.update(b"-" if w is None else
+                         str(w.dtype).encode() + w.contiguous().view(torch.uint8).numpy().tobytes())
             cache.append(h.hexdigest())
         return cache
 
@@ -498,7 +507,8 @@ class History:
                     raise TopologyError(f"{p}seconds has shape {seconds.shape} for {L} layers")
                 changes, weights = [], []
                 for k in range(L):
-                    ev = {name: torch.from_numpy(data[f"{p}layer{k}.{name}"].astype(np.int64)) for name in ("births", "deaths")}
+                    ev = {name: torch.from_numpy(data[f"{p}layer{k}.{name}"].astype(np.int64))
+                          for name in ("births", "deaths")}
                     changes.append(LayerChange(ev["births"], ev["deaths"], float(seconds[k])))
                     w = data.get(f"{p}layer{k}.weights")
                     weights.append(None if w is None else torch.from_numpy(w.copy()))
@@ -515,7 +525,7 @@ class History:
         return h
 
     @classmethod
-    def _load_v1(cls, data: dict, path) -> "History":
+    def _load_v1(cls, data: dict, path) -> History:
         """The first layout (one array per layer over all steps, rewritten on every save)."""
         initial = topology_from_arrays(data, path, prefix="initial.")
         check_keys(data, topology_keys(data, "initial.") | {"epochs", "seconds", "has_weights", "steps"} | {

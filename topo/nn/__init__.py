@@ -11,8 +11,18 @@ from . import ais
 from .activations import ACTIVATIONS, AllReLU, make_activation, register_activation
 from .allocator import tune_cpu_allocator
 from .autoencoder import SparseDAE
-from .backends import (BACKENDS, Backend, BackendMemory, BackendUnavailableError, backend_names, choose_backend,
-                       get_backend, register_backend, resolve_backend, torch_sparse_available)
+from .backends import (
+                       BACKENDS,
+                       Backend,
+                       BackendMemory,
+                       BackendUnavailableError,
+                       backend_names,
+                       choose_backend,
+                       get_backend,
+                       register_backend,
+                       resolve_backend,
+                       torch_sparse_available,
+)
 from .dense import to_dense
 from .dropout import Dropout
 from .functional import CsrStructure, csr_linear, dense_linear, torch_sparse_linear

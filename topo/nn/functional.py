@@ -29,7 +29,6 @@ import torch
 
 from . import kernels
 
-
 __all__ = ["CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "index_dtype_for",
            "LOW_PRECISION"]
 

@@ -7,8 +7,8 @@ The estimate mirrors what topo allocates, component by component:
 * **gradients** — the same again (``.grad``).
 * **optimizer_state** — per value: 0 (SGD), 1 (SGD with momentum), 2 (Adam/AdamW moments).
 * **indices** — :class:`~topo.nn.SparseLinear` keeps ``edge_index`` (int32, 8 B per
-  edge; int64 for layers wider than 2³¹ − 1); its cached CSR structure adds column indices of ``W`` and ``Wᵀ`` (int32 where
-  they fit), the permutation between them and row pointers (read off
+  edge; int64 for layers wider than 2³¹ − 1); its cached CSR structure adds column
+  indices of ``W`` and ``Wᵀ`` (int32 where they fit), the permutation between them and row pointers (read off
   :class:`topo.nn.CsrStructure`, so the count follows it). Layers the ``"auto"``
   backend runs dense hold no CSR.
 * **activations** — what autograd keeps for one training batch: per hidden neuron the

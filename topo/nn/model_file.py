@@ -38,6 +38,7 @@ __all__ = ["MODEL_FILE", "save_model", "load_model", "read_model_file", "model_s
 
 #: The model file's name inside a run directory (:data:`topo.runs.MODEL`).
 from ..runs.files import MODEL as MODEL_FILE  # noqa: E402  (the run file name lives in topo.runs)
+
 FORMAT, VERSION = "topo.model", "1"
 
 
@@ -156,7 +157,7 @@ def _rebuild(spec: dict, tensors: dict) -> nn.Module:
     from ..graph.topology import Topology
     from .dropout import Dropout
     from .linear import SparseLinear
-    from .mlp import ACTIVATIONS, SparseMLP, _activation
+    from .mlp import SparseMLP, _activation
 
     def graph(prefix: str, n_in: int, n_out: int) -> LayerGraph:
         ei = tensors[prefix + "edge_index"].to(torch.int64)

@@ -11,6 +11,7 @@ model's ``named_modules()`` order, the order :class:`topo.Evolver` uses).
 from __future__ import annotations
 
 import fnmatch
+
 import torch
 from torch import nn
 
@@ -128,7 +129,7 @@ def sparsify(model: nn.Module, epsilon: float | None = None, density: float | No
     # Every layer's edges first, then values: the edges do not depend on ``init``.
     graphs = [erdos_renyi([lin.in_features, lin.out_features], epsilon=epsilon, density=density,
                           seed=gen).layers[0] for _, lin in chosen]
-    for (name, lin), graph in zip(chosen, graphs):
+    for (_, lin), graph in zip(chosen, graphs):
         w = lin.weight.detach()
         sp = SparseLinear(lin.in_features, lin.out_features, lin.bias is not None, layer=graph, backend=backend,
                           seed=gen, init="zeros" if keep else init, device=w.device, dtype=w.dtype)

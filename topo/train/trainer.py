@@ -36,8 +36,16 @@ from ..graph import History
 from ..runs import RunDir
 from ..runs import files as _runs
 from .checkpoint import isolated_rng, rng_state, set_rng_state
-from .settings import (NonFiniteLossError, as_xy, check_labels, check_settings, first_non_finite, history_upto,
-                       make_optimizer, model_dtype, model_topology, num_edges)
+from .settings import (
+    NonFiniteLossError,
+    check_settings,
+    first_non_finite,
+    history_upto,
+    make_optimizer,
+    model_dtype,
+    model_topology,
+    num_edges,
+)
 from .strategy import LocalStrategy, strategy_for
 from .tasks import as_data, check_outputs, check_task, resolve_loss, summed
 

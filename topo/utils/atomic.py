@@ -53,7 +53,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise with_filename(err, path)
+        raise with_filename(err, path)  # noqa: B904 - the same OSError, now naming the file
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

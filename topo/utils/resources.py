@@ -90,10 +90,10 @@ def check_memory(needed: int, what: str, device="cpu", available: int | None = N
     Examples
     --------
     >>> check_memory(2**20, "a small buffer", available=2**30)
-    >>> check_memory(2**40, "the model", available=2**30)
+    >>> check_memory(2**40, "the model", available=2**30)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    topo.utils.resources.InsufficientMemoryError: the model needs 1.00 TiB of memory, but this machine has 1.00 GiB available
+    topo.utils.resources.InsufficientMemoryError: the model needs 1.00 TiB of memory, ... has 1.00 GiB available
     """
     if available is None:
         available = available_memory(device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["Interrupted", "STOP_SIGNALS", "stop_on_signals", "exit_code"]
 
