@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError
 from topo.rules import GMP, GraNet, RuleContext, Schedule, cubic_density
 
 
@@ -72,9 +72,9 @@ def test_gmp_end_and_initial_density():
     # p = 0.25 / 0.5 = 0.5: d = 0.1 + 0.4·0.125 = 0.15 -> 30 edges; after end: 20.
     assert rule(g, RuleContext(progress=0.25)).num_edges == 30
     assert rule(g, RuleContext(progress=0.75)).num_edges == 20
-    with pytest.raises(TopologyError, match="progress"):
+    with pytest.raises(ParameterError, match="progress"):
         rule(g, RuleContext())
-    with pytest.raises(TopologyError, match="final_density"):
+    with pytest.raises(ParameterError, match="final_density"):
         GMP(final_density=0.6, initial_density=0.5)
 
 

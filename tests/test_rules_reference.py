@@ -6,7 +6,7 @@ from torch import nn
 
 import topo
 from topo import LayerGraph
-from topo.errors import TopologyError
+from topo.errors import ParameterError
 from topo.rules import CTRE, SET, MagnitudePrune, RandomGrow, RandomPrune, RigL, Rule, RuleContext, from_name
 
 
@@ -72,7 +72,7 @@ def test_ctre_global_pruning_ranks_abs_w_over_the_layer():
     assert _keys(per_sign.deaths, 5) == [0, 4]   # one of 3 positives, one of 2 negatives
     assert _keys(global_.deaths, 5) == [0, 1]    # the two smallest |w|
     assert repr(CTRE(per_sign=False)) == "CTRE(zeta=0.2, variant='sim', per_sign=False)"
-    with pytest.raises(TopologyError, match="variant='seq'"):
+    with pytest.raises(ParameterError, match="variant='seq'"):
         CTRE(variant="sim", allow_regrow_pruned=True)
 
 
@@ -81,7 +81,7 @@ def test_from_name_passes_the_option_and_refuses_bad_values():
     assert from_name("rigl", allow_regrow_pruned="keep").allow_regrow_pruned == "keep"
     assert from_name("magnitude+random", allow_regrow_pruned=True).allow_regrow_pruned == "reinit"
     assert SET().allow_regrow_pruned is False
-    with pytest.raises(TopologyError, match="allow_regrow_pruned"):
+    with pytest.raises(ParameterError, match="allow_regrow_pruned"):
         SET(allow_regrow_pruned="sometimes")
 
 
@@ -97,7 +97,7 @@ def test_budget_sets_the_edge_count_exactly(budget, births, deaths):
     w0 = dict(zip(g.keys().tolist(), g.weight.tolist()))
     born = set(_keys(r.births, 20))
     assert all(w == (0.0 if k in born else w0[k]) for k, w in zip(r.graph.keys().tolist(), r.graph.weight.tolist()))
-    with pytest.raises(TopologyError, match="edge budget"):
+    with pytest.raises(ParameterError, match="edge budget"):
         SET()(g, 0, budget=201)
 
 
@@ -107,7 +107,7 @@ def test_per_sign_count_split_is_exact():
     # 4 positives, 2 negatives: round(3·4/6) = 2 positives (0.1, 0.2), 1 negative (-0.5).
     assert sorted(drop.tolist()) == [0, 1, 4]
     assert RandomPrune(0.3)(g, count=5, context=0).numel() == 5
-    with pytest.raises(TopologyError, match="count"):
+    with pytest.raises(ParameterError, match="count"):
         MagnitudePrune()(g, count=7)
 
 

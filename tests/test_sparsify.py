@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import topo
-from topo.errors import TopologyError
+from topo.errors import ParameterError
 from topo.evolve.collect import StreamedScores, collect_scores
 from topo.nn import SparseLinear
 from topo.rules import CTRE, MagnitudePrune, RigL, RuleContext
@@ -105,21 +105,21 @@ def test_include_exclude_and_what_is_never_replaced():
     net = CNN()
     topo.sparsify(net, density=0.5, include=lambda name, m: m.out_features == 5, seed=0)
     assert isinstance(net.classifier[3], SparseLinear) and type(net.classifier[0]) is nn.Linear
-    with pytest.raises(TopologyError, match="'clasifier.*' matches no nn.Linear.*classifier.0, classifier.3"):
+    with pytest.raises(ParameterError, match="'clasifier.*' matches no nn.Linear.*classifier.0, classifier.3"):
         topo.sparsify(CNN(), density=0.5, include="clasifier.*")
-    with pytest.raises(TopologyError, match="NonDynamicallyQuantizableLinear"):
+    with pytest.raises(ParameterError, match="NonDynamicallyQuantizableLinear"):
         topo.sparsify(Block(), density=0.5, include="attn.*")
-    with pytest.raises(TopologyError, match="exactly one of epsilon= or density="):
+    with pytest.raises(ParameterError, match="exactly one of epsilon= or density="):
         topo.sparsify(CNN())
     two_heads = nn.ModuleDict({"a": nn.Linear(10, 4), "b": nn.Linear(6, 3)})
-    with pytest.raises(TopologyError, match="do not chain.*'a' has out_features=4.*'b'.*in_features=6"):
+    with pytest.raises(ParameterError, match="do not chain.*'a' has out_features=4.*'b'.*in_features=6"):
         topo.sparsify(two_heads, density=0.5)
     assert type(two_heads["a"]) is nn.Linear  # nothing replaced on error
     topo.sparsify(two_heads, density=0.5, include="a")
     topo.sparsify(two_heads, density=0.5, include="b")
     ev = topo.Evolver(two_heads, "set", layers=["b"], seed=0)
     assert ev.layers == [two_heads["b"]]
-    with pytest.raises(TopologyError, match="do not chain"):
+    with pytest.raises(ParameterError, match="do not chain"):
         topo.Evolver(two_heads, "set")
 
 
@@ -243,5 +243,5 @@ def test_streamed_scores_accumulator_and_bad_input():
     acc.add(a[:20], b[:20])
     acc.add(a[20:], b[20:])
     assert acc.rows == 50 and bool((acc.cosine().pairs(torch.tensor([0, 1]), torch.tensor([0, 1])) == 0).all())
-    with pytest.raises(TopologyError, match="max_samples must be a positive int or None"):
+    with pytest.raises(ParameterError, match="max_samples must be a positive int or None"):
         topo.Evolver(topo.compile(topo.erdos_renyi([4, 3], density=0.5, seed=0)), "set", max_samples=0)

@@ -11,7 +11,7 @@ import torch
 
 import topo
 from topo.cli.factory import dense_mlp
-from topo.errors import TopologyError
+from topo.errors import ParameterError
 
 TIMINGS = ["train_seconds", "evolve_seconds"]
 
@@ -102,7 +102,7 @@ def test_denoising_autoencoder_evolves_checkpoints_and_resumes_bit_identically(d
     assert not np.allclose(clean.metrics_.train_loss, straight.metrics_.train_loss)
     assert straight.evaluate(X[160:])["loss"] == pytest.approx(straight.metrics_.test_loss.iloc[-1], rel=1e-6)
     # A resume with another noise level is refused.
-    with pytest.raises(TopologyError, match="noise"):
+    with pytest.raises(ParameterError, match="noise"):
         dae(5, out=tmp_path / "a", resume=True, noise=0.5).fit(X[:160], X[160:])
 
 
@@ -127,7 +127,7 @@ def test_bad_task_settings_are_named(data, kw, data_, match):
     X, Y = data
     model = dense_mlp([12, 6, 3], seed=0)
     train = {"wide": X, "regress3": (X, Y), "signed": X - 0.5}[data_]
-    with pytest.raises(TopologyError, match=match):
+    with pytest.raises(ParameterError, match=match):
         topo.Trainer(model, epochs=1, progress=False, **kw).fit(train)
 
 

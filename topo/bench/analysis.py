@@ -30,6 +30,7 @@ import torch
 
 import topo
 from topo.rules import RandomGrow, RandomPrune, Rule
+from topo.runs import RunDir
 
 __all__ = ["big_history", "synthetic_run", "add_arguments", "run", "main"]
 
@@ -144,11 +145,11 @@ def run(args) -> int:
         print(f"synthetic SET run (untrained) written to {run}")
     else:
         run = Path("runs/bench-analysis-fmnist-set")
-        if not (run / "history.npz").is_file():
+        if not (run / RunDir.HISTORY).is_file():
             print(f"training the Fashion-MNIST SET run into {run} (10 epochs; minutes) ...", flush=True)
             subprocess.run([sys.executable, "-m", "topo", "train", "--dataset", "fashion-mnist", "--epochs", "10",
                             "--out", str(run), "--quiet"], check=True)
-    sizes = topo.History.load(run / "history.npz").initial.sizes
+    sizes = RunDir(run).read_history().initial.sizes
     out, wall, cpu = timed(lambda: build_report(run, bootstrap=args.bootstrap, seed=args.seed, progress=False))
     print(f"topo report of {run} (sizes {list(sizes)}, bootstrap {args.bootstrap}): {wall:.1f} s "
           f"(CPU {cpu:.1f} s) -> ratio {wall / 60.0:.2f} of the 60 s target; {out} "

@@ -9,19 +9,19 @@ def train_rbm(args, s: dict) -> int:
     import torch.distributed as dist
 
     from .. import datasets
-    from ..errors import TopologyError
+    from ..errors import ParameterError
     from ..nn import SparseRBM
     from ..runs import RunDir
     from ..train import RBMTrainer
     from .factory import build_evolver, check_rule, parse_hidden
 
     if dist.is_available() and dist.is_initialized():
-        raise TopologyError("--model rbm trains in one process; leave out --nproc and torchrun")
+        raise ParameterError("--model rbm trains in one process; leave out --nproc and torchrun")
     hidden = parse_hidden(s["hidden"])
     if len(hidden) != 1:
-        raise TopologyError(f"--model rbm has one hidden layer: give --hidden N, got {s['hidden']!r}")
+        raise ParameterError(f"--model rbm has one hidden layer: give --hidden N, got {s['hidden']!r}")
     if isinstance(s["cd_k"], bool) or not isinstance(s["cd_k"], int) or s["cd_k"] < 1:
-        raise TopologyError(f"--cd-k must be a positive integer, got {s['cd_k']!r}")
+        raise ParameterError(f"--cd-k must be a positive integer, got {s['cd_k']!r}")
     rule = check_rule(s["rule"], s["zeta"])
     info = datasets.info(s["dataset"])
     if not args.resume:

@@ -26,10 +26,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from topo.errors import TopologyError
+    from topo.errors import ParameterError
 
     if args.epochs < 1:  # before anything is written: the demo's later steps need a trained run
-        raise TopologyError(f"--epochs must be a positive integer, got {args.epochs}")
+        raise ParameterError(f"--epochs must be a positive integer, got {args.epochs}")
     out = Path(args.out)
     topology = build_topology(args.seed)
     trainer = train(topology, out, args.seed, args.epochs)

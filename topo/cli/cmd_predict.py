@@ -48,24 +48,24 @@ def _read_input(path: str, n_features: int):
     import numpy as np
     import torch
 
-    from ..errors import TopologyError
+    from ..errors import ParameterError
 
     try:
         X = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise FileNotFoundError(f"--input {path!r} does not exist") from None
     except (ValueError, OSError) as err:
-        raise TopologyError(f"--input {path!r} is not a readable .npy array (no pickles): {err}") from None
+        raise ParameterError(f"--input {path!r} is not a readable .npy array (no pickles): {err}") from None
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != n_features:
-        raise TopologyError(f"--input {path!r} has shape {getattr(X, 'shape', None)}; the model takes "
-                            f"[rows, {n_features}]")
+        raise ParameterError(f"--input {path!r} has shape {getattr(X, 'shape', None)}; the model takes "
+                             f"[rows, {n_features}]")
     if X.dtype.kind not in "fiub":
-        raise TopologyError(f"--input {path!r} holds {X.dtype} values, expected numbers")
+        raise ParameterError(f"--input {path!r} holds {X.dtype} values, expected numbers")
     if X.shape[0] == 0:
-        raise TopologyError(f"--input {path!r} has no rows")
+        raise ParameterError(f"--input {path!r} has no rows")
     X = torch.from_numpy(X.astype(np.float32))
     if not bool(torch.isfinite(X).all()):
-        raise TopologyError(f"--input {path!r} holds NaN or infinite values")
+        raise ParameterError(f"--input {path!r} holds NaN or infinite values")
     return X
 
 
@@ -76,12 +76,12 @@ def predict(args):
     import torch
 
     from .. import datasets
-    from ..errors import TopologyError
+    from ..errors import ParameterError
     from ..nn.model_file import MODEL_FILE, load_model, read_model_file
     from ..utils.atomic import atomic_write
 
     if args.batch_size < 1:
-        raise TopologyError(f"--batch-size must be a positive integer, got {args.batch_size}")
+        raise ParameterError(f"--batch-size must be a positive integer, got {args.batch_size}")
     run = Path(args.run)
     path = run / MODEL_FILE if run.is_dir() else run
     model = load_model(run)
@@ -89,17 +89,17 @@ def predict(args):
     config = _config(run, meta.get("config"))
     sizes = (meta.get("spec") or {}).get("sizes") or config.get("sizes")
     if not sizes:
-        raise TopologyError(f"{str(path)!r} does not say the model's input width (no sizes)")
+        raise ParameterError(f"{str(path)!r} does not say the model's input width (no sizes)")
     target = None
     if args.dataset is not None:
         X, target = datasets.load(args.dataset, args.split)
         if X.shape[1] != sizes[0]:
-            raise TopologyError(f"dataset {args.dataset!r} has {X.shape[1]} features; the model takes {sizes[0]}")
+            raise ParameterError(f"dataset {args.dataset!r} has {X.shape[1]} features; the model takes {sizes[0]}")
     else:
         X = _read_input(args.input, int(sizes[0]))
     if config.get("standardize"):
         if not config.get("dataset"):
-            raise TopologyError("the run standardized its inputs but its config names no dataset")
+            raise ParameterError("the run standardized its inputs but its config names no dataset")
         train_X = datasets.load(config["dataset"], "train")[0]
         X = datasets.standardize(train_X, X)[1]
     dtype = next(model.parameters()).dtype

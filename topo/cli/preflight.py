@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 
 __all__ = ["check_device", "check_out_dir", "check_network", "new_run_guard"]
 
@@ -38,19 +38,19 @@ def check_device(spec) -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, TypeError, ValueError):
-        raise TopologyError(f"--device {spec!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
+        raise ParameterError(f"--device {spec!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise TopologyError(f"--device {spec!r}: this machine has no CUDA GPU (or torch is a CPU build)")
+            raise ParameterError(f"--device {spec!r}: this machine has no CUDA GPU (or torch is a CPU build)")
         if device.index is not None and device.index >= count:
-            raise TopologyError(f"--device {spec!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
-                                f"cuda:{count - 1}")
+            raise ParameterError(f"--device {spec!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                                 f"cuda:{count - 1}")
     elif device.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise TopologyError(f"--device {spec!r}: MPS is not available on this machine")
+            raise ParameterError(f"--device {spec!r}: MPS is not available on this machine")
     elif device.type != "cpu":
-        raise TopologyError(f"--device {spec!r}: topo trains on cpu, cuda or mps devices")
+        raise ParameterError(f"--device {spec!r}: topo trains on cpu, cuda or mps devices")
     return device
 
 
@@ -112,9 +112,9 @@ def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: i
                                                    _layer_edges(sizes, epsilon, density, False))):
             if e < n_out:
                 what = f"--density {density}" if density is not None else f"--epsilon {epsilon}"
-                raise TopologyError(f"{what} gives layer {k} ({n_in}->{n_out}) {e} edges, fewer than its {n_out} "
-                                    f"output neurons: {n_out - e} or more of them get no input and the network "
-                                    f"cannot learn; raise it, or pass --force to train anyway")
+                raise ParameterError(f"{what} gives layer {k} ({n_in}->{n_out}) {e} edges, fewer than its {n_out} "
+                                     f"output neurons: {n_out - e} or more of them get no input and the network "
+                                     f"cannot learn; raise it, or pass --force to train anyway")
     slot = "sgd-momentum" if optimizer == "sgd" else optimizer if optimizer in ("adam", "adamw") else "adam"
     est = estimate_memory(sizes, epsilon=None if dense else epsilon, density=1.0 if dense else density,
                           batch=batch, optimizer=slot, dropout=dropout, evolve=not (dense or rule == "static"),

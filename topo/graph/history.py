@@ -518,7 +518,7 @@ class History:
                     raise TopologyError(f"{p}step must be a non-negative integer scalar, got {step!r}")
                 h.record(float(data[p + "epoch"]), changes, weights if has else None,
                          None if step is None else int(step))
-        except TopologyError as err:
+        except TopoError as err:
             raise TopologyFormatError(f"{str(path)!r} holds an inconsistent history: {err}") from None
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise TopologyFormatError(f"{str(path)!r} is missing or has malformed history data ({err})") from None

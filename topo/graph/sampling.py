@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ParameterError, ParameterTypeError
+from ..errors import ParameterError, ParameterTypeError, TopologyError
 
 __all__ = ["make_generator", "sample_keys"]
 
@@ -45,7 +45,7 @@ def sample_keys(space: int, m: int, generator: torch.Generator,
     """
     space, m = int(space), int(m)
     if not 0 <= space <= 2**63 - 1:
-        raise ParameterError(f"key space {space} is outside [0, 2**63): edge keys are int64")
+        raise TopologyError(f"key space {space} is outside [0, 2**63): edge keys are int64")
     n_ex = 0 if exclude is None else int(exclude.numel())
     if n_ex:
         # An unsorted or out-of-range exclude would make searchsorted/free silently wrong; O(n_ex) to check.

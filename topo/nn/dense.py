@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterTypeError
 
 __all__ = ["to_dense", "linear_from_sparse"]
 
@@ -54,7 +54,7 @@ def to_dense(model: nn.Module) -> nn.Module:
     from .mlp import SparseMLP
 
     if not isinstance(model, nn.Module):
-        raise TopologyError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise ParameterTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if isinstance(model, SparseLinear):
         return linear_from_sparse(model)
     if isinstance(model, SparseMLP):

@@ -17,7 +17,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 
 __all__ = ["export_onnx"]
 
@@ -29,7 +29,7 @@ def _in_features(model: nn.Module) -> int:
     for m in model.modules():
         if hasattr(m, "in_features"):
             return int(m.in_features)
-    raise TopologyError(f"cannot tell the input width of {type(model).__name__}: pass example=torch.zeros(1, n)")
+    raise ParameterError(f"cannot tell the input width of {type(model).__name__}: pass example=torch.zeros(1, n)")
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, example: torch.Tensor | None = None,

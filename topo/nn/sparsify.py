@@ -15,7 +15,7 @@ import fnmatch
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
 from .init import check_init
@@ -32,8 +32,8 @@ def _matcher(spec, what: str):
         return spec, []
     patterns = [spec] if isinstance(spec, str) else list(spec)
     if not patterns or not all(isinstance(p, str) for p in patterns):
-        raise TopologyError(f"{what} must be a module name pattern, a list of them or a callable "
-                            f"(name, module) -> bool, got {spec!r}")
+        raise ParameterTypeError(f"{what} must be a module name pattern, a list of them or a callable "
+                                 f"(name, module) -> bool, got {spec!r}")
     return (lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)), patterns
 
 
@@ -110,16 +110,16 @@ def sparsify(model: nn.Module, epsilon: float | None = None, density: float | No
     True
     """
     if not isinstance(model, nn.Module):
-        raise TopologyError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise ParameterTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if (epsilon is None) == (density is None):
-        raise TopologyError("sparsify needs exactly one of epsilon= or density=")
+        raise ParameterError("sparsify needs exactly one of epsilon= or density=")
     keep = isinstance(init, str) and init == "keep"
     if not keep:
         init = check_init(init)
     chosen = _choose(model, include, exclude)
     if not chosen:
-        raise TopologyError(f"{type(model).__name__} has no nn.Linear layers to sparsify"
-                            + (" among those include=/exclude= select" if include or exclude else ""))
+        raise ParameterError(f"{type(model).__name__} has no nn.Linear layers to sparsify"
+                             + (" among those include=/exclude= select" if include or exclude else ""))
     names = [name for name, _ in chosen]
     _check_chain(names, [m.in_features for _, m in chosen], [m.out_features for _, m in chosen])
     from ..graph.generators import erdos_renyi
@@ -152,8 +152,8 @@ def sparsify(model: nn.Module, epsilon: float | None = None, density: float | No
 
 def _choose(model: nn.Module, include, exclude) -> list[tuple[str, nn.Linear]]:
     if isinstance(model, nn.Linear) and not any(True for _ in model.children()):
-        raise TopologyError("model is itself an nn.Linear and cannot be replaced in place: wrap it "
-                            "(nn.Sequential(linear)) or build topo.nn.SparseLinear directly")
+        raise ParameterError("model is itself an nn.Linear and cannot be replaced in place: wrap it "
+                             "(nn.Sequential(linear)) or build topo.nn.SparseLinear directly")
     inc, inc_patterns = _matcher(include, "include")
     exc, exc_patterns = _matcher(exclude, "exclude")
     named = [(n, m) for n, m in model.named_modules() if n]
@@ -162,8 +162,8 @@ def _choose(model: nn.Module, include, exclude) -> list[tuple[str, nn.Linear]]:
             hits = [(n, m) for n, m in named if fnmatch.fnmatchcase(n, p)]
             if not any(isinstance(m, nn.Linear) for _, m in hits):
                 cands = [n for n, m in named if _plain_linear(m)]
-                raise TopologyError(f"{what} pattern {p!r} matches no nn.Linear of {type(model).__name__}; "
-                                    f"its linear layers are: {', '.join(cands) or 'none'}")
+                raise ParameterError(f"{what} pattern {p!r} matches no nn.Linear of {type(model).__name__}; "
+                                     f"its linear layers are: {', '.join(cands) or 'none'}")
     chosen = []
     for name, module in named:
         if not isinstance(module, nn.Linear):
@@ -174,9 +174,9 @@ def _choose(model: nn.Module, include, exclude) -> list[tuple[str, nn.Linear]]:
             continue
         if not _plain_linear(module):
             if inc is not None:
-                raise TopologyError(f"{name!r} is a {type(module).__name__}, not a plain nn.Linear: its owner "
-                                    f"or its forward may read the dense weight directly, so it cannot be "
-                                    f"replaced; exclude it")
+                raise ParameterError(f"{name!r} is a {type(module).__name__}, not a plain nn.Linear: its owner "
+                                     f"or its forward may read the dense weight directly, so it cannot be "
+                                     f"replaced; exclude it")
             continue
         chosen.append((name, module))
     return chosen
@@ -185,11 +185,11 @@ def _choose(model: nn.Module, include, exclude) -> list[tuple[str, nn.Linear]]:
 def _check_chain(names: list[str], ins: list[int], outs: list[int]) -> None:
     for k in range(1, len(names)):
         if ins[k] != outs[k - 1]:
-            raise TopologyError(
-                f"the chosen layers do not chain into one topology: {names[k - 1]!r} has out_features="
-                f"{outs[k - 1]} but the next one, {names[k]!r}, has in_features={ins[k]}; sparsify each "
-                f"chained group with its own call (include=...) and evolve it with its own "
-                f"topo.Evolver(model, rule, layers=...)")
+            raise ParameterError(
+                 f"the chosen layers do not chain into one topology: {names[k - 1]!r} has out_features="
+                 f"{outs[k - 1]} but the next one, {names[k]!r}, has in_features={ins[k]}; sparsify each "
+                 f"chained group with its own call (include=...) and evolve it with its own "
+                 f"topo.Evolver(model, rule, layers=...)")
 
 
 def sparse_layers(model: nn.Module, layers=None) -> list[tuple[str, SparseLinear]]:
@@ -212,13 +212,13 @@ def sparse_layers(model: nn.Module, layers=None) -> list[tuple[str, SparseLinear
         names = {id(m): n for n, m in found}
         missing = [type(m).__name__ for m in layers if id(m) not in names]
         if missing:
-            raise TopologyError(f"layers must be SparseLinear modules of the model; {missing} are not")
+            raise ParameterError(f"layers must be SparseLinear modules of the model; {missing} are not")
         return [(names[id(m)], m) for m in layers]
     pick, patterns = _matcher(layers, "layers")
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n, _ in found):
-            raise TopologyError(f"layers pattern {p!r} matches no SparseLinear of {type(model).__name__}; "
-                                f"its sparse layers are: {', '.join(n for n, _ in found) or 'none'}")
+            raise ParameterError(f"layers pattern {p!r} matches no SparseLinear of {type(model).__name__}; "
+                                 f"its sparse layers are: {', '.join(n for n, _ in found) or 'none'}")
     return [(n, m) for n, m in found if pick(n, m)]
 
 
@@ -226,6 +226,6 @@ def topology_of(model: nn.Module, layers=None) -> Topology:
     """The current edges and values of the model's :class:`SparseLinear` layers (see :func:`sparse_layers`)."""
     chosen = sparse_layers(model, layers)
     if not chosen:
-        raise TopologyError(f"{type(model).__name__} has no SparseLinear layers")
+        raise ParameterError(f"{type(model).__name__} has no SparseLinear layers")
     _check_chain([n for n, _ in chosen], [m.in_features for _, m in chosen], [m.out_features for _, m in chosen])
     return Topology([m.layer_graph() for _, m in chosen])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-from ..errors import TopologyError
+from ..errors import ParameterError
 from ..graph.layer import LayerGraph
 from .base import RuleContext, count_for
 from .compose import Rule
@@ -30,7 +30,7 @@ __all__ = ["cubic_density", "GMP", "GraNet"]
 def _fraction(value, name: str, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)) \
             or not (0.0 < float(value) if low_open else 0.0 <= float(value)) or float(value) > 1.0:
-        raise TopologyError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
+        raise ParameterError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
     return float(value)
 
 
@@ -53,8 +53,8 @@ class _Gradual(Rule):
         self.final_density = _fraction(final_density, "final_density")
         self.initial_density = _fraction(initial_density, "initial_density")
         if self.final_density > self.initial_density:
-            raise TopologyError(f"final_density {final_density!r} must not exceed initial_density "
-                                f"{initial_density!r} (these rules only prune)")
+            raise ParameterError(f"final_density {final_density!r} must not exceed initial_density "
+                                 f"{initial_density!r} (these rules only prune)")
         self.end = _fraction(end, "end", low_open=True)
 
     def density(self, progress: float) -> float:
@@ -63,9 +63,9 @@ class _Gradual(Rule):
 
     def target_edges(self, graph: LayerGraph, context: RuleContext) -> int:
         if context.progress is None:
-            raise TopologyError(f"{self.name} follows a pruning schedule and needs the update's progress: "
-                                f"give the Evolver's Schedule its total (Schedule(..., total=n)) or pass "
-                                f"RuleContext(progress=p) / budget=")
+            raise ParameterError(f"{self.name} follows a pruning schedule and needs the update's progress: "
+                                 f"give the Evolver's Schedule its total (Schedule(..., total=n)) or pass "
+                                 f"RuleContext(progress=p) / budget=")
         space = graph.n_in * graph.n_out
         return min(graph.num_edges, count_for(self.density(context.progress), space))
 

@@ -40,7 +40,7 @@ class PruneCriterion(Criterion):
             return self._positions(graph, self.select(graph, zeta, context))
         e = graph.num_edges
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= e:
-            raise TopologyError(f"count must be an int in [0, {e}], got {count!r}")
+            raise ParameterError(f"count must be an int in [0, {e}], got {count!r}")
         if count == 0:
             return torch.empty(0, dtype=torch.int64)
         drop = self._positions(graph, self.select_count(graph, count, context))

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..errors import TopologyError
+from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["TASKS", "LOSSES", "DEFAULT_LOSS", "check_task", "resolve_loss", "as_data", "check_outputs"]
 
@@ -56,7 +56,7 @@ _ALLOWED = {"classify": ("cross_entropy",), "reconstruct": ("mse", "bce", "bce_l
 def check_task(task) -> str:
     """``task`` if it is one of :data:`TASKS`, else a :class:`TopologyError` naming it."""
     if not isinstance(task, str) or task not in TASKS:
-        raise TopologyError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+        raise ParameterError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     return task
 
 
@@ -67,8 +67,8 @@ def resolve_loss(task: str, loss) -> tuple[Callable, str | None]:
     if callable(loss):
         return loss, None
     if not isinstance(loss, str) or loss not in _ALLOWED[task]:
-        raise TopologyError(f"loss {loss!r} does not fit task {task!r}; use one of {', '.join(_ALLOWED[task])} "
-                            f"or a callable loss(output, target)")
+        raise ParameterError(f"loss {loss!r} does not fit task {task!r}; use one of {', '.join(_ALLOWED[task])} "
+                             f"or a callable loss(output, target)")
     return LOSSES[loss], loss
 
 
@@ -91,29 +91,30 @@ def as_data(data, name: str, device: torch.device, dtype: torch.dtype, task: str
             data = data[0]  # labels ride along (e.g. for a report); the target is X
         X, _ = as_xy((data, torch.zeros(_rows(data), dtype=torch.int64)), name, device, dtype)
         if loss_name == "bce" and (bool((X < 0).any()) or bool((X > 1).any())):
-            raise TopologyError(f"loss 'bce' needs {name} X in [0, 1], got values in [{float(X.min()):g}, "
-                                f"{float(X.max()):g}]; scale the data or use loss='mse'")
+            raise ParameterError(f"loss 'bce' needs {name} X in [0, 1], got values in [{float(X.min()):g}, "
+                                 f"{float(X.max()):g}]; scale the data or use loss='mse'")
         return X, X
     try:
         X, y = data
     except (TypeError, ValueError):
-        raise TopologyError(f"{name} must be a pair (X, y) for task 'regress', got {type(data).__name__}") from None
+        raise ParameterTypeError(f"{name} must be a pair (X, y) for task 'regress', "
+                                 f"got {type(data).__name__}") from None
     y = _as_tensor(y, f"{name} y")
     if y.dim() not in (1, 2) or y.dtype == torch.bool or y.is_complex():
-        raise TopologyError(f"{name} y must be a numeric array [n] or [n, targets] for task 'regress', got "
-                            f"{y.dtype} {tuple(y.shape)}")
+        raise ParameterError(f"{name} y must be a numeric array [n] or [n, targets] for task 'regress', got "
+                             f"{y.dtype} {tuple(y.shape)}")
     X, _ = as_xy((X, torch.zeros(y.shape[0], dtype=torch.int64)), name, device, dtype)
     y = y.reshape(y.shape[0], -1).to(device=device, dtype=dtype)
     if not bool(torch.isfinite(y).all()):
         r = int((~torch.isfinite(y)).any(1).nonzero()[0, 0])
-        raise TopologyError(f"{name} y holds a non-finite target at row {r}")
+        raise ParameterError(f"{name} y holds a non-finite target at row {r}")
     return X, y
 
 
 def _rows(X) -> int:
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) == 0:
-        raise TopologyError(f"X must be a 2-D float array [n, features], got {type(X).__name__}")
+        raise ParameterTypeError(f"X must be a 2-D float array [n, features], got {type(X).__name__}")
     return int(shape[0])
 
 
@@ -122,12 +123,12 @@ def check_outputs(task: str, out_shape: tuple, X: torch.Tensor, target: torch.Te
     from .settings import check_labels
 
     if len(out_shape) != 2:
-        raise TopologyError(f"the model maps [1, {X.shape[1]}] inputs to {tuple(out_shape)}; task {task!r} "
-                            f"needs outputs [batch, {'classes' if task == 'classify' else 'targets'}]")
+        raise ParameterError(f"the model maps [1, {X.shape[1]}] inputs to {tuple(out_shape)}; task {task!r} "
+                             f"needs outputs [batch, {'classes' if task == 'classify' else 'targets'}]")
     if task == "classify":
         check_labels(target, out_shape[1], name)
     elif out_shape[1] != target.shape[1]:
         what = "reconstructs its input" if task == "reconstruct" else "regresses the targets"
-        raise TopologyError(f"task {task!r}: the model gives {out_shape[1]} outputs, but {name} has "
-                            f"{target.shape[1]} {'features' if task == 'reconstruct' else 'targets'}; a model "
-                            f"that {what} needs as many")
+        raise ParameterError(f"task {task!r}: the model gives {out_shape[1]} outputs, but {name} has "
+                             f"{target.shape[1]} {'features' if task == 'reconstruct' else 'targets'}; a model "
+                             f"that {what} needs as many")

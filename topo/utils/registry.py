@@ -104,6 +104,10 @@ class Registry(Generic[T]):
         """Registered names, in registration order (built-ins first)."""
         return tuple(self._entries)
 
+    def items(self) -> tuple[tuple[str, T], ...]:
+        """``(name, entry)`` pairs, in registration order (a snapshot, like ``dict.items()`` listed)."""
+        return tuple(self._entries.items())
+
     def help(self, name: str) -> str:
         """The one-line help of ``name``."""
         return self._help[self._key(name)]
