@@ -10,7 +10,7 @@ import torch
 
 import topo
 from topo.cli.factory import build_evolver, build_model
-from topo.errors import ParameterError
+from topo.errors import ParameterError, ParameterTypeError
 from topo.train import DataParallelStrategy, LocalStrategy, NonFiniteLossError, strategy_for
 from topo.train import checkpoint as _checkpoint
 
