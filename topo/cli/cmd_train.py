@@ -12,7 +12,8 @@ DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule"
             "backend": "auto", "standardize": True, "init": "auto", "regrow_init": "auto",
             "model": "mlp", "cd_k": 1, "persistent": False, "visible": "bernoulli",
             "task": "classify", "loss": None, "noise": 0.0, "update_every": None, "update_until": None,
-            "zeta_decay": None, "mode": "exact", "patience": 40, "max_samples": 4096}
+            "zeta_decay": None, "mode": "exact", "patience": 40, "max_samples": 4096,
+            "val_fraction": 0.0, "patience_epochs": None}
 DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # What runs written before the "auto" recipes (and without these keys in config.json) trained with.
 _LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False}
@@ -89,6 +90,13 @@ def add_parser(sub) -> None:
                                   "topo.rules (approx, approx-uniform, ...)")
     p.add_argument("--patience", type=int, help="CTRE-seq: updates without a better val_acc before it switches "
                                                "to random growth (default 40)")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="hold out F of the training rows as a validation split (stratified, seeded; default 0): "
+                        "val_loss/val_acc in metrics.csv, and the only data monitors read (--rule ctre-seq and "
+                        "--patience-epochs need it; the test set is only reported)")
+    p.add_argument("--patience-epochs", type=int, metavar="N",
+                   help="early stopping: end the run once val_loss has not improved for N epochs "
+                        "(needs --val-fraction)")
     p.add_argument("--max-samples", type=int, help="samples per update for cosine/gradient scores (default 4096)")
     p.add_argument("--task", choices=("classify", "reconstruct", "regress"),
                    help="classify (the labels; default), reconstruct (an autoencoder: output = input, "
@@ -169,6 +177,8 @@ def _check_saved(s: dict, path) -> None:
         default = DEFAULTS.get(key, "")
         if key in ("loss", "update_every", "zeta_decay"):  # None: the task's / rule's default
             ok, want = value is None or isinstance(value, str), "a string or null"
+        elif key == "patience_epochs":
+            ok, want = value is None or (isinstance(value, int) and not isinstance(value, bool)), "an integer or null"
         elif key in ("epsilon", "density", "zeta", "update_until"):
             ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
             want = "a number or null"
@@ -322,7 +332,8 @@ def _train(args) -> int:
                       weight_decay=s["weight_decay"], evolver=evolver, epochs=s["epochs"],
                       batch_size=s["batch_size"], seed=s["seed"], device=torch.device(s["device"]),
                       out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config,
-                      task=task, loss=s["loss"], noise=s["noise"])
+                      task=task, loss=s["loss"], noise=s["noise"], val_fraction=s["val_fraction"],
+                      patience_epochs=s["patience_epochs"])
     trainer.fit(train, test)
     m = trainer.metrics_
     if len(m) and main:
@@ -341,6 +352,7 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     from . import preflight
 
     preflight.check_out_dir(args.out, args.resume)
+    _check_validation(s)
     device = preflight.check_device(s["device"])
     batch, dropout = s["batch_size"], s["dropout"]
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -353,6 +365,28 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     preflight.check_network(sizes, s["rule"], s["epsilon"], s["density"], batch=batch, dropout=dropout,
                             optimizer=s["optimizer"], backend=s["backend"], device=device,
                             nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume)
+
+
+def _check_validation(s: dict) -> None:
+    """--val-fraction / --patience-epochs, and the rules whose monitors need a validation split."""
+    from ..errors import ParameterError
+    from ..train.validation import check_patience, check_val_fraction, monitored_by
+    from .factory import check_rule
+
+    try:
+        fraction, patience = check_val_fraction(s["val_fraction"]), check_patience(s["patience_epochs"])
+    except ParameterError as err:
+        raise ParameterError(f"--{str(err).replace('_', '-')}") from None
+    if fraction > 0:
+        return
+    rule = check_rule(s["rule"], s["zeta"], mode=s["mode"], patience=s["patience"])
+    watched = None if rule is None else monitored_by(rule)
+    if watched is not None:
+        raise ParameterError(f"--rule {s['rule']} watches {watched} on a validation split (never the test set): "
+                             "give --val-fraction F, e.g. --val-fraction 0.1")
+    if patience is not None:
+        raise ParameterError(f"--patience-epochs {patience} stops on val_loss: give --val-fraction F, "
+                             "e.g. --val-fraction 0.1")
 
 
 def _sizes(info, hidden: list, task: str) -> list:

@@ -11,7 +11,7 @@ from .manifest import RunFileError
 
 __all__ = ["METRIC_COLUMNS", "write_metrics", "read_metrics", "check_metrics_text"]
 
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges",
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "num_edges",
                   "train_seconds", "evolve_seconds")
 
 

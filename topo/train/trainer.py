@@ -48,11 +48,12 @@ from .settings import (
 )
 from .strategy import LocalStrategy, strategy_for
 from .tasks import as_data, check_outputs, check_task, resolve_loss, summed
+from .validation import check_patience, check_val_fraction, epochs_without_improvement, monitored_by, split_validation
 
 __all__ = ["Trainer", "NonFiniteLossError"]
 
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
-_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed", "task", "noise")
+_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed", "task", "noise", "val_fraction")
 # What a run's topology.npz says about itself: a graph, not a model.
 _TOPOLOGY_NOTE = {"biases": False, "note": "edges and weights only: no biases, activations or dropout; the "
                   "whole model is " + RunDir.MODEL + " in the same run directory (topo.load_model(run_dir))"}
@@ -104,6 +105,15 @@ class Trainer:
         Std of Gaussian noise added to the inputs of every training batch (a
         denoising autoencoder with ``task="reconstruct"``); targets and
         evaluation stay clean. Deterministic per (seed, epoch, batch).
+    val_fraction : float in [0, 1)
+        Share of the training rows held out as a validation split
+        (:func:`topo.train.validation.split_validation`: stratified by class when
+        classifying, seeded by ``seed``, the same on resume). Or pass ``val=`` to
+        :meth:`fit`. Its loss and accuracy are the ``val_loss, val_acc`` columns.
+    patience_epochs : int, optional
+        Early stopping: end the run once ``val_loss`` has not improved on its best
+        for this many epochs (needs a validation split). The model is that of the
+        last epoch trained; :attr:`stopped_epoch_` says where it stopped.
 
     Notes
     -----
@@ -111,10 +121,12 @@ class Trainer:
     python): training draws dropout from torch's global RNG inside
     :func:`torch.random.fork_rng`, seeded by ``seed`` at the start of a new run.
 
-    The evolver's ``metrics={"val_acc": ...}`` (CTRE-seq's stall detector) is the
-    accuracy on ``test``, or the training accuracy without it: pass a held-out
-    validation split as ``test`` to keep a test set unseen. Shuffling uses a
-    ``torch.Generator`` seeded by ``seed``. Both states are checkpointed.
+    Monitors read the validation split only, never ``test``: the evolver's
+    ``metrics={"val_acc": ...}`` (CTRE-seq's stall detector) is the validation
+    accuracy, and a rule that watches a metric refuses to train without a
+    validation split; early stopping reads ``val_loss``. ``test`` is only
+    reported. Shuffling uses a ``torch.Generator`` seeded by ``seed``. Both
+    states are checkpointed.
 
     A NaN or infinite training loss stops ``fit`` with a
     :class:`NonFiniteLossError` naming the epoch and step; the run directory
@@ -129,14 +141,17 @@ class Trainer:
     Attributes
     ----------
     metrics_ : pandas.DataFrame
-        One row per epoch: ``epoch, train_loss, train_acc, test_loss, test_acc,
-        num_edges, train_seconds, evolve_seconds`` (accuracies NaN unless classifying).
+        One row per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
+        test_acc, num_edges, train_seconds, evolve_seconds`` (accuracies NaN unless
+        classifying; validation and test columns NaN without those splits).
     history_ : topo.History or None
         The evolver's history (``None`` without evolver).
     optimizer_ : torch.optim.Optimizer
     seed_ : int
     epoch_ : int
         Completed epochs.
+    stopped_epoch_ : int or None
+        The epoch early stopping ended the run after (``None``: it ran its ``epochs``).
     strategy_ : topo.train.strategy.LocalStrategy
         How the steps ran (``DataParallelStrategy`` inside a process group).
 
@@ -154,22 +169,26 @@ class Trainer:
                  weight_decay: float = 2e-4, evolver=None, epochs: int = 10, batch_size: int = 128,
                  seed: int | None = 0, device="cpu", out_dir: str | os.PathLike | None = None,
                  resume: bool = False, progress: bool = True, loss: Callable | str | None = None,
-                 run_config: dict | None = None, task: str = "classify", noise: float = 0.0) -> None:
+                 run_config: dict | None = None, task: str = "classify", noise: float = 0.0,
+                 val_fraction: float = 0.0, patience_epochs: int | None = None) -> None:
         self.model, self.optimizer, self.lr, self.momentum = model, optimizer, lr, momentum
         self.weight_decay, self.evolver, self.epochs, self.batch_size = weight_decay, evolver, epochs, batch_size
         self.seed, self.device, self.out_dir, self.resume = seed, device, out_dir, resume
         self.progress, self.loss, self.run_config = progress, loss, run_config
         self.task, self.noise = task, noise
+        self.val_fraction, self.patience_epochs = val_fraction, patience_epochs
 
     # -- public API ---------------------------------------------------------------------
-    def fit(self, train, test=None) -> Trainer:
-        """Train on ``train = (X, y)``, evaluating on ``test = (X, y)`` after every epoch.
+    def fit(self, train, test=None, val=None) -> Trainer:
+        """Train on ``train = (X, y)``, evaluating on ``val`` and ``test = (X, y)`` after every epoch.
 
         ``X`` is a float array, tensor or pandas DataFrame ``[n, features]``
         (cast once to the model's dtype), ``y`` integer class labels ``[n]``
         in ``[0, classes)`` (``task="regress"``: float targets; ``task="reconstruct"``:
         ``train`` and ``test`` may be ``X`` alone). Without ``test`` the test
-        columns are NaN and the evolver's ``val_acc`` is the training accuracy.
+        columns are NaN. ``val`` is a validation split of the same form (or give
+        ``val_fraction`` to carve one from ``train``); without one the evolver's
+        ``val_acc`` is the training accuracy.
 
         Torch's global RNG drives dropout during training (seeded by ``seed``);
         the caller's global RNG states (torch, CUDA, numpy, python) are restored
@@ -182,6 +201,8 @@ class Trainer:
         self._loss, loss_name = resolve_loss(task, self.loss)
         self._X, self._y = as_data(train, "train", self.device_, dtype, task, loss_name)
         self._test = None if test is None else as_data(test, "test", self.device_, dtype, task, loss_name)
+        self._val = None if val is None else as_data(val, "val", self.device_, dtype, task, loss_name)
+        self._check_validation()
         self.strategy_ = strategy_for()
         self._run = None
         try:
@@ -217,6 +238,7 @@ class Trainer:
             self._shuffle.manual_seed(self.seed_)
         else:
             evolved = self._restore(ckpt)
+        self._carve_validation()
         s.check(self.model, where="at the start of training")
         self._start_schedule()
         if self._out is not None:
@@ -225,14 +247,18 @@ class Trainer:
             # Nothing evolves: the run's history is its starting topology alone, written once.
             t0 = None if ckpt is not None or self._out is None or not self._main else model_topology(self.model)
             self._fixed_history = None if t0 is None else History(t0, meta={"rule": "none"})
-        if not evolved and self.epoch_ < self.epochs and self._due(self.epoch_, self.step_):
+        if not evolved and self.epoch_ < self.epochs and self._due(self.epoch_, self.step_) \
+                and not self._patience_ran_out():
             # The run ended with an update its schedule skipped as the last one (SET skips the last
             # epoch); extended, the schedule wants it: do it now.
             row = self._rows[-1]
             row["evolve_seconds"] += self._evolve(self._label(self.step_), None if self._per_step else
                                                   self._monitor(row))
             self._checkpoint(evolved=True)
+        self.stopped_epoch_ = self.epoch_ if self._patience_ran_out() else None
         for epoch in range(self.epoch_ + 1, self.epochs + 1):
+            if self.stopped_epoch_ is not None:
+                break
             self._run_epoch(epoch)
 
     # -- the evolution schedule ---------------------------------------------------------------
@@ -262,8 +288,34 @@ class Trainer:
         return step / self.steps_per_epoch_ if self._per_step else float(step // self.steps_per_epoch_)
 
     def _monitor(self, row: dict) -> dict:
-        """What the rule's monitors see after an epoch (CTRE-seq's ``val_acc``)."""
-        return {"val_acc": row["test_acc"] if not math.isnan(row["test_acc"]) else row["train_acc"]}
+        """What the rule's monitors see after an epoch (CTRE-seq's ``val_acc``): validation only, never test."""
+        return {"val_acc": row["val_acc"] if self._val is not None else row["train_acc"]}
+
+    # -- the validation split ----------------------------------------------------------------
+    def _check_validation(self) -> None:
+        self.val_fraction = check_val_fraction(self.val_fraction)
+        self.patience_epochs = check_patience(self.patience_epochs)
+        has_val = self._val is not None or self.val_fraction > 0
+        if self._val is not None and self.val_fraction > 0:
+            raise ParameterError(f"give either val= to fit or val_fraction={self.val_fraction}, not both")
+        watched = monitored_by(self.evolver)
+        if watched is not None and not has_val:
+            raise ParameterError(f"the evolver's rule watches {watched!r}, which is read from a validation split "
+                                 "only (never the test set): give val_fraction= (topo train --val-fraction) or "
+                                 "fit(..., val=...)")
+        if self.patience_epochs is not None and not has_val:
+            raise ParameterError(f"patience_epochs={self.patience_epochs} stops on val_loss: give val_fraction= "
+                                 "(topo train --val-fraction) or fit(..., val=...)")
+
+    def _carve_validation(self) -> None:
+        """Hold out ``val_fraction`` of the training rows (seeded by the run's seed: the same on resume)."""
+        if self.val_fraction > 0:
+            (self._X, self._y), self._val = split_validation(self._X, self._y, self.val_fraction, self.seed_,
+                                                             stratify=self.task == "classify")
+
+    def _patience_ran_out(self) -> bool:
+        return self.patience_epochs is not None and \
+            epochs_without_improvement(self._rows, "val_loss") >= self.patience_epochs
 
     @torch.no_grad()
     def _outputs(self, X: torch.Tensor) -> tuple:
@@ -281,6 +333,8 @@ class Trainer:
         check_outputs(self.task, shape, self._X, self._y, "train")
         if self._test is not None:
             check_outputs(self.task, shape, *self._test, "test")
+        if self._val is not None:
+            check_outputs(self.task, shape, *self._val, "val")
 
     def evaluate(self, data) -> dict:
         """``{"loss", "acc"}`` of the model on ``data`` (eval mode, no gradients; ``acc`` NaN unless classifying).
@@ -314,14 +368,14 @@ class Trainer:
         t0 = time.perf_counter()
         row["train_loss"], row["train_acc"] = self._train_epoch(epoch)
         row["train_seconds"] = time.perf_counter() - t0 - self._evolve_seconds
-        if self._test is not None:
-            row["test_loss"], row["test_acc"] = self._evaluate(*self._test, self.strategy_)
-        else:
-            row["test_loss"] = row["test_acc"] = math.nan
+        for name, split in (("val", self._val), ("test", self._test)):
+            row[f"{name}_loss"], row[f"{name}_acc"] = (math.nan, math.nan) if split is None else \
+                self._evaluate(*split, self.strategy_)
+        stopping = self._patience_ran_out_with(row)
         if self._per_step:
             if hasattr(self.evolver, "observe"):
                 self.evolver.observe(self._monitor(row))
-        elif self._due(epoch, self.step_):
+        elif self._due(epoch, self.step_) and not stopping:  # a run that ends here keeps its trained edges
             self._evolve_seconds += self._evolve(float(epoch), self._monitor(row))
         row["evolve_seconds"] = self._evolve_seconds
         evolved = self._last_update == self.step_
@@ -330,11 +384,23 @@ class Trainer:
         if self.progress and self._main:
             from tqdm import tqdm
 
+            val = "" if self._val is None else f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | "
             tqdm.write(f"epoch {epoch}/{self.epochs}: train loss {row['train_loss']:.4f} acc "
-                       f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
+                       f"{row['train_acc']:.4f} | {val}test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
                        f"{row['num_edges']} edges | {row['train_seconds']:.2f}s train, "
                        f"{row['evolve_seconds']:.2f}s evolve")
         self._checkpoint(evolved=evolved)
+        if stopping:
+            self.stopped_epoch_ = epoch
+            if self.progress and self._main:
+                from tqdm import tqdm
+
+                tqdm.write(f"early stop after epoch {epoch}: val_loss has not improved for "
+                           f"{self.patience_epochs} epochs")
+
+    def _patience_ran_out_with(self, row: dict) -> bool:
+        return self.patience_epochs is not None and \
+            epochs_without_improvement([*self._rows, row], "val_loss") >= self.patience_epochs
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the shuffled training data; mean loss and accuracy of the training batches."""
@@ -444,6 +510,7 @@ class Trainer:
         return {"optimizer": opt, "lr": float(self.lr), "momentum": float(self.momentum),
                 "weight_decay": float(self.weight_decay), "batch_size": int(self.batch_size),
                 "seed": self.seed_, "epochs": int(self.epochs), "task": self.task, "noise": float(self.noise),
+                "val_fraction": float(self.val_fraction), "patience_epochs": self.patience_epochs,
                 "loss": self.loss if isinstance(self.loss, str) or self.loss is None else
                 getattr(self.loss, "__name__", type(self.loss).__name__)}
 
