@@ -24,7 +24,7 @@ __all__ = ["check_device", "check_out_dir", "check_network", "new_run_guard"]
 
 
 def check_device(spec) -> torch.device:
-    """``spec`` as a :class:`torch.device` that exists here, else a TopologyError naming it.
+    """``spec`` as a :class:`torch.device` that exists here, else a ParameterError naming it.
 
     Examples
     --------
@@ -33,7 +33,7 @@ def check_device(spec) -> torch.device:
     >>> check_device("banana")
     Traceback (most recent call last):
     ...
-    topo.errors.TopologyError: --device 'banana' is not a torch device (use cpu, cuda, cuda:N or mps)
+    topo.errors.ParameterError: --device 'banana' is not a torch device (use cpu, cuda, cuda:N or mps)
     """
     try:
         device = torch.device(spec)
