@@ -40,8 +40,8 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     assert cfg["batch_size"] == 32 and cfg["hidden"] == "16,16" and cfg["epsilon"] == 4.0
     assert {"topo", "torch", "numpy", "python"} <= set(cfg["versions"])
     m = pd.read_csv(out / "metrics.csv")
-    assert list(m.columns) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges",
-                               "train_seconds", "evolve_seconds"]
+    assert list(m.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                               "num_edges", "train_seconds", "evolve_seconds"]
     assert m.epoch.tolist() == [1, 2, 3] and m.test_acc.between(0, 1).all()
     t = topo.load(out / "topology.npz")
     expected = topo.erdos_renyi([12, 16, 16, 3], epsilon=4, seed=3)

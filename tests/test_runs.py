@@ -281,7 +281,7 @@ def _not_numeric(text: str) -> str:
 
 @pytest.mark.parametrize("damage, message", [
     (_truncated, "row 2 (line 3) is cut short"),
-    (_short_row, "row 2 (line 3) has 5 cells, the header 8"),
+    (_short_row, "row 2 (line 3) has 7 cells, the header 10"),
     (_not_numeric, "row 2 (line 3), column 'train_loss': 'abc' is not a number"),
 ])
 def test_bad_metrics_rows_are_named(run, capsys, damage, message):

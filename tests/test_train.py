@@ -16,8 +16,8 @@ from topo.cli.factory import build_evolver, build_model, dense_mlp
 from topo.errors import ParameterError, TopoError, TopologyFormatError
 from topo.train import checkpoint as _checkpoint
 
-COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "num_edges", "train_seconds",
-           "evolve_seconds"]
+COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "num_edges",
+           "train_seconds", "evolve_seconds"]
 TIMINGS = ["train_seconds", "evolve_seconds"]
 SIZES = [12, 24, 24, 3]
 

@@ -92,7 +92,7 @@ def add_parser(sub) -> None:
                                                "to random growth (default 40)")
     p.add_argument("--val-fraction", type=float, metavar="F",
                    help="hold out F of the training rows as a validation split (stratified, seeded; default 0): "
-                        "val_loss/val_acc in metrics.csv, and the only data monitors read (--rule ctre-seq and "
+                        "val_loss/val_acc in the metrics table, and the only data monitors read (--rule ctre-seq and "
                         "--patience-epochs need it; the test set is only reported)")
     p.add_argument("--patience-epochs", type=int, metavar="N",
                    help="early stopping: end the run once val_loss has not improved for N epochs "
