@@ -41,9 +41,12 @@ def add_parser(sub) -> None:
                    help="z-score every feature with the training split's mean and std (SET's reference "
                         "preprocessing; default on for --model mlp, off for --model rbm; --no-standardize "
                         "keeps the features as loaded, in [0, 1])")
-    p.add_argument("--model", choices=("mlp", "rbm"),
+    p.add_argument("--model", choices=("mlp", "rbm", "dae"),
                    help="mlp: a classifier (default); rbm: a SET-RBM (topo.nn.SparseRBM) trained by contrastive "
-                        "divergence on the features alone, --hidden N hidden units, ε = 11 unless given")
+                        "divergence on the features alone, --hidden N hidden units, ε = 11 unless given; dae: "
+                        "QuickSelection's sparse denoising autoencoder (topo.nn.SparseDAE: sigmoid hidden layer, "
+                        "input noise 0.2, dropout 0.2, N(0, 0.1²) initial values, ε = 13 unless given) trained "
+                        "to reconstruct its clean input (--task reconstruct)")
     p.add_argument("--cd-k", type=int, help="--model rbm: Gibbs steps of CD-k (default 1)")
     p.add_argument("--persistent", action="store_true", default=None, help="--model rbm: persistent CD")
     p.add_argument("--visible", choices=("bernoulli", "gaussian"),
@@ -143,7 +146,10 @@ def _settings(args) -> dict:
 
         s = resolve_auto({**DEFAULTS, **given})
         if s["epsilon"] is None and s["density"] is None:
-            s["epsilon"] = 11.0 if s["model"] == "rbm" else 20.0  # the SET paper's RBM and MLP settings
+            # The SET paper's RBM and MLP settings, QuickSelection's DAE.
+            s["epsilon"] = {"rbm": 11.0, "dae": 13.0}.get(s["model"], 20.0)
+        if s["model"] == "dae":
+            _dae_settings(s, given)
         if s["model"] == "rbm" and "standardize" not in given:
             s["standardize"] = False  # Bernoulli visible units model [0, 1] pixels
         rule_schedule = SCHEDULES.get(str(s["rule"]).strip().lower(), _SCHEDULE)
@@ -167,6 +173,21 @@ def _settings(args) -> dict:
                                  f"in {str(path)!r}; a resumed run keeps its settings (only "
                                  f"{', '.join('--' + k for k in _RESUMABLE)} may change)")
     return s
+
+
+#: QuickSelection's DAE (Atashgahi et al. 2022; topo.nn.SparseDAE's defaults), where no flag says otherwise.
+_DAE = {"noise": 0.2, "dropout": 0.2, "init": "normal:0.1", "regrow_init": "zeros", "task": "reconstruct"}
+
+
+def _dae_settings(s: dict, given: dict) -> None:
+    from ..errors import ParameterError
+
+    for key, value in _DAE.items():
+        if key not in given:
+            s[key] = value
+    if s["task"] != "reconstruct":
+        raise ParameterError(f"--model dae reconstructs its input: --task {s['task']} does not apply "
+                             "(leave --task out or give --task reconstruct)")
 
 
 def _check_saved(s: dict, path) -> None:
@@ -297,6 +318,10 @@ def _train(args) -> int:
 
         return train_rbm(args, s)
     hidden = parse_hidden(s["hidden"])
+    if s["model"] == "dae" and len(hidden) != 1:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"--model dae has one hidden layer: give --hidden N, got {s['hidden']!r}")
     rule = check_rule(s["rule"], s["zeta"], mode=s["mode"], patience=s["patience"])  # before any work
     schedule = build_schedule(s["update_every"], s["update_until"], s["zeta_decay"])
     from ..nn.init import check_init
@@ -318,9 +343,16 @@ def _train(args) -> int:
     if task == "regress":  # the datasets hold classes: regress their one-hot vectors
         train, test = (train[0], _one_hot(train[1], info.n_classes)), (test[0], _one_hot(test[1], info.n_classes))
     sizes = _sizes(info, hidden, task)
-    model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
-                        activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
-                        init=s["init"], regrow_init=s["regrow_init"])
+    if s["model"] == "dae":
+        from .factory import build_dae
+
+        model = build_dae(sizes[0], hidden[0], s["rule"], epsilon=s["epsilon"], density=s["density"],
+                          noise=s["noise"], dropout=s["dropout"], output="linear" if s["standardize"] else "sigmoid",
+                          backend=s["backend"], seed=s["seed"], init=s["init"], regrow_init=s["regrow_init"])
+    else:
+        model = build_model(sizes, s["rule"], epsilon=s["epsilon"], density=s["density"],
+                            activation=s["activation"], dropout=s["dropout"], backend=s["backend"], seed=s["seed"],
+                            init=s["init"], regrow_init=s["regrow_init"])
     evolver = None if rule is None else build_evolver(model, rule, seed=s["seed"], schedule=schedule,
                                                       max_samples=s["max_samples"])
     if evolver is not None:
@@ -332,7 +364,8 @@ def _train(args) -> int:
                       weight_decay=s["weight_decay"], evolver=evolver, epochs=s["epochs"],
                       batch_size=s["batch_size"], seed=s["seed"], device=torch.device(s["device"]),
                       out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config,
-                      task=task, loss=s["loss"], noise=s["noise"], val_fraction=s["val_fraction"],
+                      task=task, loss=s["loss"], val_fraction=s["val_fraction"],
+                      noise=0.0 if s["model"] == "dae" else s["noise"],  # a SparseDAE adds its own input noise
                       patience_epochs=s["patience_epochs"])
     trainer.fit(train, test)
     m = trainer.metrics_

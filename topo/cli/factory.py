@@ -15,8 +15,8 @@ from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError, TopoError
 
-__all__ = ["rule_names", "rule_help", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_evolver",
-           "build_schedule"]
+__all__ = ["rule_names", "rule_help", "parse_hidden", "check_rule", "dense_mlp", "build_model", "build_dae",
+           "build_evolver", "build_schedule"]
 
 
 def rule_names() -> tuple[str, ...]:
@@ -160,6 +160,26 @@ def build_model(sizes: Sequence[int], rule: str, epsilon: float | None = None, d
     topology = erdos_renyi(sizes, epsilon=epsilon, density=density, seed=seed)
     return compile(topology, activation=activation, dropout=dropout, backend=backend, device=device, seed=seed,
                    init=init, regrow_init=regrow_init)
+
+
+def build_dae(n_features: int, n_hidden: int, rule: str, epsilon: float | None = None,
+              density: float | None = None, noise: float = 0.2, dropout: float = 0.2, output: str = "linear",
+              backend: str = "auto", seed: int = 0, init="normal:0.1", regrow_init="zeros") -> nn.Module:
+    """A :class:`topo.nn.SparseDAE` (``rule="dense"``: fully connected, the dense baseline).
+
+    Examples
+    --------
+    >>> dae = build_dae(20, 8, "set", epsilon=2, seed=0)
+    >>> type(dae).__name__, dae.noise, [m.out_features for m in dae.sparse_layers]
+    ('SparseDAE', 0.2, [8, 20])
+    """
+    from ..nn import SparseDAE
+    from ..nn.init import check_init
+
+    dense = rule.strip().lower() == "dense"
+    return SparseDAE(n_features, n_hidden, epsilon=None if dense else epsilon, density=1.0 if dense else density,
+                     noise=noise, dropout=dropout, output=output, init=check_init(init),
+                     regrow_init=check_init(regrow_init), backend="dense" if dense else backend, seed=seed)
 
 
 def build_evolver(model: nn.Module, rule, seed: int = 0, **options):

@@ -11,7 +11,9 @@ key              content
 ``format``       ``"topo.model"``
 ``version``      ``"1"``
 ``spec``         how to rebuild the module: ``{"kind": "SparseMLP", "sizes", "activation",
-                 "dropout", "output_dense", "bias", "backend", "regrow_init"}`` or
+                 "dropout", "output_dense", "bias", "backend", "regrow_init"}``,
+                 ``{"kind": "SparseDAE", "n_features", "n_hidden", "noise", "dropout",
+                 "output", "backend", "regrow_init"}`` or
                  ``{"kind": "Sequential", "modules": [...]}`` (``Linear``, ``SparseLinear``,
                  activations, ``Dropout``: a dense MLP such as ``SparseMLP.to_dense()``)
 ``config``       optional JSON object: the run's settings (``config.json`` of ``topo train``)
@@ -69,6 +71,13 @@ def model_spec(model: nn.Module) -> dict | None:
                 "dropout": float(model.dropouts[0].p) if len(model.dropouts) else 0.0,
                 "output_dense": model.output_layer is not None, "bias": layers[0].bias is not None,
                 "backend": model.sparse_layers[0].backend if len(model.sparse_layers) else "auto",
+                "regrow_init": model.regrow_init if isinstance(model.regrow_init, str) else list(model.regrow_init)}
+    from .autoencoder import SparseDAE
+
+    if type(model) is SparseDAE:
+        return {"kind": "SparseDAE", "n_features": model.n_features, "n_hidden": model.n_hidden,
+                "noise": model.noise, "dropout": float(model.drop.p), "output": model.output,
+                "backend": model.encoder.backend,
                 "regrow_init": model.regrow_init if isinstance(model.regrow_init, str) else list(model.regrow_init)}
     if type(model) is nn.Sequential:
         mods = []
@@ -176,6 +185,18 @@ def _rebuild(spec: dict, tensors: dict) -> nn.Module:
                          backend=spec.get("backend", "auto"), output_dense=bool(spec["output_dense"]),
                          bias=bool(spec["bias"]), regrow_init=regrow if isinstance(regrow, str) else tuple(regrow),
                          seed=0)
+    if spec["kind"] == "SparseDAE":
+        from .autoencoder import SparseDAE
+
+        n, h = int(spec["n_features"]), int(spec["n_hidden"])
+        regrow = spec.get("regrow_init", "zeros")
+        dae = SparseDAE(n, h, density=min(1.0, 1.0 / min(n, h)), noise=spec["noise"], dropout=spec["dropout"],
+                        output=spec["output"], backend=spec.get("backend", "auto"),
+                        regrow_init=regrow if isinstance(regrow, str) else tuple(regrow), seed=0)
+        for name, (a, b) in (("encoder", (n, h)), ("decoder", (h, n))):  # the saved edges, not the placeholder's
+            setattr(dae, name, SparseLinear(a, b, True, layer=graph(f"{name}.", a, b),
+                                            backend=spec.get("backend", "auto"), seed=0))
+        return dae
     if spec["kind"] == "Sequential":
         mods: list[nn.Module] = []
         for k, m in enumerate(spec["modules"]):

@@ -54,7 +54,7 @@ _ALLOWED = {"classify": ("cross_entropy",), "reconstruct": ("mse", "bce", "bce_l
 
 
 def check_task(task) -> str:
-    """``task`` if it is one of :data:`TASKS`, else a :class:`TopologyError` naming it."""
+    """``task`` if it is one of :data:`TASKS`, else a :class:`~topo.ParameterError` naming it."""
     if not isinstance(task, str) or task not in TASKS:
         raise ParameterError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     return task
