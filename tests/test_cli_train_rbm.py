@@ -42,3 +42,21 @@ def test_rbm_bad_settings(tmp_path, capsys):
     assert main([*BASE, "--hidden", "8", "--cd-k", "0", "--out", str(tmp_path / "y")]) == 2
     assert "--cd-k" in capsys.readouterr().err
     assert not (tmp_path / "x" / "config.json").exists()
+
+
+def test_report_and_export_of_an_rbm_run(tmp_path):
+    # The analyses read an RBM run like an MLP run: visible→hidden is layer 0 of its topology.
+    import lxml.html
+    from lxml import etree
+
+    out = tmp_path / "rbm"
+    assert main([*BASE, "--hidden", "16", "--epsilon", "3", "--epochs", "3", "--out", str(out)]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "report.html"), "--bootstrap", "20"]) == 0
+    sf = pd.read_csv(tmp_path / "scale_free.csv")
+    assert sorted(sf.epoch.unique()) == [0.0, 1.0, 2.0] and set(sf.layer) == {0}
+    assert set(sf.side) == {"in", "out"}  # CSN fits of the visible and the hidden degrees
+    imgs = [i.get("alt") for i in lxml.html.parse(str(tmp_path / "report.html")).getroot().iter("img")]
+    assert "input degree over epochs" in imgs  # the visible degrees as 8×8 images, epochs 0–2
+    assert main(["export", str(out), "--format", "gexf", "--out", str(tmp_path / "rbm.gexf")]) == 0
+    edges = etree.parse(str(tmp_path / "rbm.gexf")).getroot().findall(".//{*}edge")
+    assert len(edges) == topo.History.load(out / "history.npz").final.num_edges

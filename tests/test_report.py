@@ -46,7 +46,8 @@ def test_report_files_and_sections(built):
     assert ids == list(SECTIONS)
     assert not doc.findall(".//script") and not doc.findall(".//link") and not doc.findall(".//iframe")
     imgs = doc.findall(".//img")
-    assert len(imgs) == 4 + 4 and all(i.get("src").startswith("data:image/png;base64,") for i in imgs)
+    assert len(imgs) == 4 + 5 and all(i.get("src").startswith("data:image/png;base64,") for i in imgs)
+    assert "input degree over epochs" in [i.get("alt") for i in imgs]
     text = out.read_text(encoding="utf-8")
     assert not re.search(r"(src|href)=\"(https?:)?//", text)
     for a in doc.iter("a"):

@@ -277,6 +277,15 @@ def _sections(run, wanted, dist, summary, sf, imp, imp_s, shape, why, sel, dr, t
     s = H.Section("importance", "Input importance")
     e_last = h.epochs[-1]
     if shape is not None:
+        # The SET paper's MNIST figure: the inputs' (an RBM's visible neurons') degrees over the evolution.
+        shown = sorted(tops)
+        if len(shown) > 5:
+            shown = list(dict.fromkeys(shown[round(i * (len(shown) - 1) / 4)] for i in range(5)))
+        strip = [(f"epoch {e:g}", importance_map(tops[e], shape, by="degree")) for e in shown]
+        s.add(H.note(f"Out-degree of each input neuron of layer 0 (an RBM's visible neurons) at epochs "
+                     f"{', '.join(f'{e:g}' for e in shown)}, as the {shape[0]}×{shape[1]} input image: where "
+                     "the evolution concentrates the connections."))
+        s.add(H.image(plots.png(plots.importance_figure(maps=strip)), "input degree over epochs"))
         maps = [("degree, epoch 0 (ER)", importance_map(tops[0.0], shape, by="degree")),
                 (f"degree, epoch {e_last:g}", importance_map(imp, shape))]
         if imp_s is not None:
