@@ -22,7 +22,7 @@ import topo
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = ("set_vs_dense", "cosine_extreme_sparsity", "input_importance", "scale_free", "plug_into_torch",
-         "gephi_timeline", "sparsify_your_model")
+         "gephi_timeline", "sparsify_your_model", "feature_selection")
 
 
 class _Smoke:
@@ -190,3 +190,21 @@ def test_sparsify_your_model(smoke):
     births = h.frame().groupby("epoch").births.sum()
     assert births.loc[10.0] > births.loc[30.0] > 0  # cosine decay of the drop fraction
     assert "RigL updates: 3" in out
+
+
+def test_feature_selection(smoke):
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    out, path = _ok(smoke, "feature_selection")
+    df = pd.read_csv(path / "results.csv")
+    assert df.selector.tolist() == ["quickselection", "set_mlp_strength", "mutual_info", "random"]
+    assert (df.k == 10).all() and df.accuracy.between(0, 1).all()
+    # Every accuracy is that of ExtraTrees on the features the row names, recomputed here.
+    (X, y), (T, t) = (topo.datasets.load("digits", s) for s in ("train", "test"))
+    X, T = topo.datasets.standardize(X, T)
+    for row in df.itertuples():
+        f = [int(v) for v in row.features.split()]
+        assert len(set(f)) == 10
+        clf = ExtraTreesClassifier(n_estimators=50, random_state=row.seed, n_jobs=1).fit(X[:, f], y)
+        assert clf.score(T[:, f], t) == pytest.approx(row.accuracy)
+    assert "| digits | quickselection |" in (path / "results.md").read_text()
