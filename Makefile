@@ -25,10 +25,11 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 topo analysis tests
 
 bench: $(VENV)/.installed-base
 	$(PY) benchmarks/bench_layers.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

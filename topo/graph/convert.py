@@ -61,13 +61,13 @@ def _from_labelled(nodes_layer: dict, edges, sizes_hint=None) -> Topology:
         idx.add(iv)
     if not by_layer or sorted(by_layer) != list(range(len(by_layer))):
         raise TopologyError(f"node layers must be 0..L without gaps, got {sorted(by_layer)}")
-    sizes = []
+    counts = []
     for lv in range(len(by_layer)):
         idx = by_layer[lv]
         if min(idx) != 0 or max(idx) != len(idx) - 1:
             raise TopologyError(f"indices of layer {lv} must be 0..{len(idx) - 1}, got min {min(idx)} max {max(idx)}")
-        sizes.append(len(idx))
-    sizes = check_sizes(sizes)
+        counts.append(len(idx))
+    sizes = check_sizes(counts)
     per_layer: list[tuple[list, list, list]] = [([], [], []) for _ in range(len(sizes) - 1)]
     weighted = None
     for u, v, w in edges:

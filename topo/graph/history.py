@@ -418,8 +418,9 @@ class History:
         for k, c in enumerate(s.changes):
             arrays[f"{p}layer{k}.births"] = c.births.numpy().astype(dt)
             arrays[f"{p}layer{k}.deaths"] = c.deaths.numpy().astype(dt)
-            if s.weights is not None and s.weights[k] is not None:
-                arrays[f"{p}layer{k}.weights"] = s.weights[k].numpy()
+            w = None if s.weights is None else s.weights[k]
+            if w is not None:
+                arrays[f"{p}layer{k}.weights"] = w.numpy()
         return arrays
 
     def save(self, path: str | os.PathLike, append: bool | None = None) -> None:
@@ -484,9 +485,10 @@ class History:
         try:
             data = read_npz(path, "topo.history")
         except TopologyFormatError:
-            data = _recover(path)
-            if data is None:
+            recovered = _recover(path)
+            if recovered is None:
                 raise
+            data = recovered
         if "layout" not in data:
             return cls._load_v1(data, path)
         initial = topology_from_arrays(data, path, prefix="initial.")

@@ -231,7 +231,7 @@ class LayerGraph:
             return False
         return self.weight is None or torch.equal(self.weight.detach().cpu(), other.weight.detach().cpu())
 
-    __hash__ = None  # mutable tensors inside
+    __hash__ = None  # type: ignore[assignment]  # unhashable: mutable tensors inside (typeshed idiom)
 
     def __repr__(self) -> str:
         w = "" if self.weight is None else f", weight={self.weight.dtype}"

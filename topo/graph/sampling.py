@@ -46,7 +46,9 @@ def sample_keys(space: int, m: int, generator: torch.Generator,
     space, m = int(space), int(m)
     if not 0 <= space <= 2**63 - 1:
         raise TopologyError(f"key space {space} is outside [0, 2**63): edge keys are int64")
-    n_ex = 0 if exclude is None else int(exclude.numel())
+    if exclude is None:
+        exclude = torch.empty(0, dtype=torch.int64)
+    n_ex = int(exclude.numel())
     if n_ex:
         # An unsorted or out-of-range exclude would make searchsorted/free silently wrong; O(n_ex) to check.
         if exclude.dtype != torch.int64 or exclude.dim() != 1:

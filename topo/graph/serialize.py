@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def index_dtype(sizes) -> np.dtype:
 
 def write_npz(path: str | os.PathLike, kind: str, arrays: dict, meta: dict | None = None) -> None:
     """Write ``arrays`` plus format tag/version (and JSON ``meta``) atomically."""
-    payload = {"__format__": np.array(kind), "__version__": np.array(FORMAT_VERSION, dtype=np.int64)}
+    payload: dict[str, Any] = {"__format__": np.array(kind), "__version__": np.array(FORMAT_VERSION, dtype=np.int64)}
     if meta is not None:
         payload["meta"] = np.array(json.dumps(meta))
     payload.update(arrays)

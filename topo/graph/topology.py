@@ -120,7 +120,7 @@ class Topology:
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self._layers, other._layers))
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable: mutable tensors inside (typeshed idiom)
 
     def __repr__(self) -> str:
         return f"Topology(sizes={list(self.sizes)}, edges={self.num_edges}, density={self.density:.4g})"

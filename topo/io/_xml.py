@@ -67,7 +67,7 @@ def check_out_path(path) -> Path:
 
 
 @contextlib.contextmanager
-def text_sink(path) -> Iterator[Callable[[str], None]]:
+def text_sink(path) -> Iterator[Callable[[str], object]]:
     """Yield ``write(str)`` into a temporary file renamed onto ``path`` only on success.
 
     On any error (or interrupt) the temporary file is removed and ``path`` is

@@ -70,9 +70,11 @@ def export(obj, path: str | os.PathLike, format: str, **options: Any) -> None:
     from ..graph import History, Topology
 
     entry = EXPORTERS.get(format)
+    want: type
     if entry.takes == "model":
-        from torch import nn as want
-        want = want.Module
+        from torch import nn
+
+        want = nn.Module
     else:
         want = History if entry.takes == "history" else Topology
     if not isinstance(obj, want):

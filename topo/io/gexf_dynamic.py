@@ -187,11 +187,11 @@ def _replay(history: History, epochs, layers, nls, lives, weights: bool, node_at
     if node_attrs:
         mats = {c: np.zeros((n_ep, n_nodes), dtype=np.int64 if c.endswith("degree") else np.float64)
                 for c in ("in_degree", "out_degree", "in_strength", "out_strength")}
-    parts = {k: [] for k in layers}
+    parts: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {k: [] for k in layers}
     weighted = []
     for j, epoch in enumerate(epochs.tolist()):
-        ws = history.weights(epoch)
-        ws = [None] * L if ws is None else [layer_weights(w) for w in ws]
+        recorded = history.weights(epoch)
+        ws = [None] * L if recorded is None else [layer_weights(w) for w in recorded]
         # A life covers epoch j when start <= j < end; at most one per edge, so rows stay in key order,
         # the order of the topology's edges and of the recorded weights.
         alive = {k: np.flatnonzero((r[3] <= j) & (r[4] > j)) for k, r in rows.items()}

@@ -77,8 +77,8 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, layers=None, node
         raise ParameterTypeError(f"write_gexf takes a Topology, got {type(topology).__name__}")
     layers = check_layers(len(topology), layers)
     prefix = viz_prefix(viz)
-    weights = {k: layer_weights(topology[k].weight) if weights else None for k in layers}
-    for k, w in weights.items():
+    values = {k: layer_weights(topology[k].weight) if weights else None for k in layers}
+    for k, w in values.items():
         if w is not None:
             check_finite(w, f"layer {k}")
     nodes = node_frame(topology, neuron_layers(layers))
@@ -93,7 +93,7 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, layers=None, node
             write(_node_chunk({k: v[a:a + CHUNK] for k, v in nodes.items()}, topology.sizes, prefix, node_attrs))
         write(f'</nodes>\n<edges count="{num_edges}">\n')
         for k in layers:
-            g, w = topology[k], weights[k]
+            g, w = topology[k], values[k]
             src, dst = g.src.cpu().numpy() + offs[k], g.dst.cpu().numpy() + offs[k + 1]
             for a in range(0, g.num_edges, CHUNK):
                 write(_edge_chunk(src[a:a + CHUNK], dst[a:a + CHUNK], None if w is None else w[a:a + CHUNK]))

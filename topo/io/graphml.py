@@ -51,10 +51,11 @@ def write_graphml(topology: Topology, path: str | os.PathLike, *, layers=None) -
         g.vs[name] = nodes[name].tolist()
     g.vs["neuron"] = nodes["id"].tolist()
     ws = [layer_weights(topology[k].weight) for k in layers]
-    if all(w is not None for w in ws):
-        for k, w in zip(layers, ws):
+    present = [w for w in ws if w is not None]
+    if len(present) == len(ws):  # every layer weighted
+        for k, w in zip(layers, present):
             check_finite(w, f"layer {k}")
-        g.es["weight"] = np.concatenate(ws).astype(np.float64).tolist()
+        g.es["weight"] = np.concatenate(present).astype(np.float64).tolist()
     directory = path.parent if str(path.parent) else None
     if directory is not None and not directory.is_dir():
         raise FileNotFoundError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")

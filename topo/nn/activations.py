@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Literal, overload
 
 import torch
 from torch import nn
@@ -152,6 +153,12 @@ def register_activation(name: str, factory: Callable[..., nn.Module], *, help: s
     return ACTIVATIONS.register(name, factory, help=help, replace=replace)
 
 
+@overload
+def make_activation(spec, allow: Literal["module"] = "module", position: int = 0) -> nn.Module: ...
+@overload
+def make_activation(spec, allow: str, position: int = 0) -> nn.Module | Callable: ...
+
+
 def make_activation(spec, allow: str = "module", position: int = 0) -> nn.Module | Callable:
     """A fresh activation from a registered ``NAME[:ARG]``, or ``spec`` itself.
 
@@ -168,6 +175,7 @@ def make_activation(spec, allow: str = "module", position: int = 0) -> nn.Module
     if isinstance(spec, str):
         name, sep, arg = spec.partition(":")
         factory = ACTIVATIONS.get(name)
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(factory).parameters
         except (TypeError, ValueError):

@@ -8,11 +8,16 @@ consumers, other frameworks) or as a reference in tests. A dense copy allocates
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, cast, overload
 
 import torch
 from torch import nn
 
 from ..errors import ParameterTypeError
+
+if TYPE_CHECKING:
+    from .linear import SparseLinear
+    from .mlp import SparseMLP
 
 __all__ = ["to_dense", "linear_from_sparse"]
 
@@ -28,6 +33,18 @@ def linear_from_sparse(layer) -> nn.Linear:
             lin.bias.copy_(layer.bias.detach())
     lin.weight.requires_grad_(layer.weight.requires_grad)
     return lin.train(layer.training)
+
+
+def _dropout_p(model: SparseMLP, k: int) -> float:
+    return cast(nn.Dropout, model.dropouts[k]).p  # SparseMLP.dropouts holds Dropout modules only
+
+
+@overload
+def to_dense(model: SparseLinear) -> nn.Linear: ...
+@overload
+def to_dense(model: SparseMLP) -> nn.Sequential: ...
+@overload
+def to_dense(model: nn.Module) -> nn.Module: ...
 
 
 def to_dense(model: nn.Module) -> nn.Module:
@@ -63,7 +80,7 @@ def to_dense(model: nn.Module) -> nn.Module:
         for k, layer in enumerate(layers):
             mods.append(linear_from_sparse(layer) if isinstance(layer, SparseLinear) else copy.deepcopy(layer))
             if k < len(layers) - 1:
-                mods += [copy.deepcopy(model.activations[k]), nn.Dropout(model.dropouts[k].p)]
+                mods += [copy.deepcopy(model.activations[k]), nn.Dropout(_dropout_p(model, k))]
         return nn.Sequential(*mods).train(model.training)
     # Swap every SparseLinear of a copy for its dense twin, under the same name.
     out = copy.deepcopy(model)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,8 +28,9 @@ def _in_features(model: nn.Module) -> int:
     if sizes:
         return int(sizes[0])
     for m in model.modules():
-        if hasattr(m, "in_features"):
-            return int(m.in_features)
+        n = getattr(m, "in_features", None)
+        if n is not None:
+            return int(n)
     raise ParameterError(f"cannot tell the input width of {type(model).__name__}: pass example=torch.zeros(1, n)")
 
 
@@ -57,10 +59,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, example: torch.Ten
     dense = to_dense(model).to("cpu", torch.float32).eval()
     x = torch.zeros(1, _in_features(model)) if example is None else example.detach().to("cpu", torch.float32)
     buf = io.BytesIO()
-    kw = {} if opset is None else {"opset_version": opset}
+    kw: dict[str, Any] = {} if opset is None else {"opset_version": opset}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(dense, (x,), buf, input_names=["input"], output_names=["logits"],
+        # torch annotates f as a path, but the TorchScript exporter (dynamo=False) writes to a file object too.
+        torch.onnx.export(dense, (x,), buf, input_names=["input"], output_names=["logits"],  # type: ignore[arg-type]
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False, **kw)
     with atomic_write(path, "wb") as f:
         f.write(buf.getvalue())

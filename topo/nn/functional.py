@@ -24,10 +24,16 @@ contiguous and no transpose copy is paid; gradients flow back the same way.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import kernels
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    _Host = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 __all__ = ["CsrStructure", "csr_linear", "dense_linear", "torch_sparse_linear", "index_dtype_for",
            "LOW_PRECISION"]
@@ -100,13 +106,14 @@ class CsrStructure:
         # Kept in the index dtype too (index_select takes int32): an int64 permutation would cost
         # 4 more bytes per edge for the model's whole life (issue 8, memory-lean large models).
         self.perm = perm.to(idt)
-        self._ts_base = None
-        self._host = None
+        self._ts_base: Any = None  # torch_sparse.SparseTensor (the optional extra ships no types)
+        self._host: _Host | None = None
 
-    def host(self) -> tuple:
+    def host(self) -> _Host:
         """numpy views of ``(crow, col, crow_t, col_t, perm)`` for the CPU kernels, made once."""
         if self._host is None:
-            self._host = tuple(t.numpy() for t in (self.crow, self.col, self.crow_t, self.col_t, self.perm))
+            self._host = (self.crow.numpy(), self.col.numpy(), self.crow_t.numpy(), self.col_t.numpy(),
+                          self.perm.numpy())
         return self._host
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
@@ -149,17 +156,18 @@ def _edge_grad(st: CsrStructure, values: torch.Tensor, gyt: torch.Tensor, xt: to
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def _up(t: torch.Tensor | None) -> torch.Tensor | None:
-    return t.float() if t is not None and t.dtype in LOW_PRECISION else t
+def _up(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in LOW_PRECISION else t
 
 
 class _CsrLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, values, bias, st: CsrStructure, out_dtype):
+    def forward(ctx: Any, x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, st: CsrStructure,
+                out_dtype: torch.dtype | None) -> torch.Tensor:
         # float16/bfloat16 operands are read into float32 and the products accumulate in float32;
         # only the result is rounded to out_dtype (the parameters stay in their own dtype).
         ctx.dtypes = (x.dtype, values.dtype, bias.dtype if bias is not None else None)
-        x, values, bias = _up(x), _up(values), _up(bias)
+        x, values, bias = _up(x), _up(values), None if bias is None else _up(bias)
         fast = kernels.supports(x, values)
         if fast:  # any layout of x: a transposed view is free, a row-major x is transposed in parallel
             xt = kernels.contiguous_rows(x.t())
@@ -179,7 +187,7 @@ class _CsrLinear(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy):
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         xt, values = ctx.saved_tensors
         st: CsrStructure = ctx.st
         gy = gy.to(xt.dtype)                          # a float16/bfloat16 upstream gradient, in float32

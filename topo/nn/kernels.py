@@ -204,12 +204,16 @@ def _n_chunks(threads: int, rows: int) -> int:
     return max(1, min(rows, 4 * threads if threads > 1 else 1))
 
 
-def _np(t) -> np.ndarray:
+#: An index array of the kernels: a CPU tensor or a numpy array (CsrStructure.host()).
+_Index = torch.Tensor | np.ndarray
+
+
+def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
     # Index arrays may come as numpy views already (CsrStructure caches them: no per-call conversion).
     return t if isinstance(t, np.ndarray) else t.detach().numpy()
 
 
-_EMPTY = {}
+_EMPTY: dict[object, np.ndarray] = {}  # 1-element placeholders, keyed by dtype (1-D) or (dtype, 2) (2-D)
 
 
 def _empty2(dtype) -> np.ndarray:
@@ -252,8 +256,8 @@ def contiguous_rows(d: torch.Tensor) -> torch.Tensor:
     return d.contiguous()
 
 
-def spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: torch.Tensor,
-         bias: torch.Tensor | None = None, perm: torch.Tensor | None = None,
+def spmm(crow: _Index, col: _Index, values: torch.Tensor, dense: torch.Tensor,
+         bias: torch.Tensor | None = None, perm: _Index | None = None,
          transpose_out: bool = False) -> torch.Tensor:
     """``W @ dense (+ bias[:, None])`` for a CSR ``W`` given by ``crow``/``col``/``values``.
 
@@ -291,7 +295,7 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: tor
            _n_chunks(_threads(numba), rows), o.dtype.type(0))
     return out
 
-def sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def sddmm(crow: _Index, col: _Index, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a @ bᵀ)`` sampled at the stored entries of a CSR structure, in CSR order.
 
     ``a`` is ``(n_rows, batch)``, ``b`` is ``(n_cols, batch)``, in any layout (see

@@ -68,6 +68,12 @@ class SparseLinear(nn.Module):
     (torch.Size([60]), torch.Size([4, 10]))
     """
 
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    edge_index: torch.Tensor  # a registered buffer (nn.Module.__getattr__ alone types it Tensor | Module)
+    _structure_cache: CsrStructure | None
+    _resolved: tuple[tuple[str, int], str] | None  # ((device type, edge count), backend name)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  layer: LayerGraph | None = None, epsilon: float | None = None, density: float | None = None,
                  backend: str = "auto", seed=None, init="kaiming_uniform", device=None, dtype=None) -> None:

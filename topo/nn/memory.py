@@ -294,7 +294,7 @@ def _csr_layout() -> list[tuple[str, int, bool]]:
     return _LAYOUT
 
 
-_LAYOUT = None
+_LAYOUT: list[tuple[str, int, bool]] | None = None
 
 
 def csr_index_bytes(n_in: int, n_out: int, e: int) -> int:

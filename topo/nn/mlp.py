@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -139,7 +141,7 @@ class SparseMLP(nn.Module):
 
     def topology(self) -> Topology:
         """The current edges and weights as a :class:`~topo.Topology` (CPU tensors)."""
-        graphs = [layer.layer_graph() for layer in self.sparse_layers]
+        graphs = [cast(SparseLinear, layer).layer_graph() for layer in self.sparse_layers]  # SparseLinear only
         if self.output_layer is not None:
             w = self.output_layer.weight.detach().cpu()
             n_out, n_in = w.shape
@@ -155,7 +157,7 @@ class SparseMLP(nn.Module):
         if isinstance(layer_index, bool) or not isinstance(layer_index, int) or not -n <= layer_index < n:
             extra = " (the dense output layer cannot be rewired)" if self.output_layer is not None else ""
             raise ParameterError(f"layer_index {layer_index!r} out of range for {n} sparse layers{extra}")
-        return self.sparse_layers[layer_index].rewire(
+        return cast(SparseLinear, self.sparse_layers[layer_index]).rewire(
             new_graph, keep=keep, init=self.regrow_init if init is None else init, generator=generator)
 
     def to_dense(self) -> nn.Sequential:

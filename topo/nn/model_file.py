@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -68,7 +69,7 @@ def model_spec(model: nn.Module) -> dict | None:
             return None
         layers = model.layers
         return {"kind": "SparseMLP", "sizes": list(model.sizes), "activation": act,
-                "dropout": float(model.dropouts[0].p) if len(model.dropouts) else 0.0,
+                "dropout": float(cast(nn.Dropout, model.dropouts[0]).p) if len(model.dropouts) else 0.0,
                 "output_dense": model.output_layer is not None, "bias": layers[0].bias is not None,
                 "backend": model.sparse_layers[0].backend if len(model.sparse_layers) else "auto",
                 "regrow_init": model.regrow_init if isinstance(model.regrow_init, str) else list(model.regrow_init)}
@@ -89,7 +90,7 @@ def model_spec(model: nn.Module) -> dict | None:
                 mods.append({"type": "SparseLinear", "in": m.in_features, "out": m.out_features,
                              "bias": m.bias is not None, "backend": m.backend})
             elif type(m) in (nn.Dropout, Dropout):
-                mods.append({"type": "Dropout", "p": float(m.p)})
+                mods.append({"type": "Dropout", "p": float(cast(nn.Dropout, m).p)})
             elif _activation_name(m) is not None:
                 mods.append({"type": "activation", "name": _activation_name(m),
                              "position": int(getattr(m, "position", 0))})

@@ -108,7 +108,7 @@ class SparseRBM(nn.Module):
         self.linear = SparseLinear(n_v, n_h, True, layer=layer, epsilon=epsilon, density=density,
                                    backend=backend, seed=gen, init=init, device=device, dtype=dtype)
         with torch.no_grad():
-            self.linear.bias.zero_()  # RBM biases start at zero (the SET-RBM and Hinton's guide)
+            self.hidden_bias.zero_()  # RBM biases start at zero (the SET-RBM and Hinton's guide)
         self.visible_bias = nn.Parameter(torch.zeros(n_v, dtype=self.linear.weight.dtype,
                                                      device=self.linear.weight.device))
         self.n_visible, self.n_hidden = n_v, n_h
@@ -125,7 +125,9 @@ class SparseRBM(nn.Module):
 
     @property
     def hidden_bias(self) -> nn.Parameter:
-        return self.linear.bias
+        bias = self.linear.bias
+        assert bias is not None  # the RBM's layer is built with bias=True
+        return bias
 
     def topology(self) -> Topology:
         """The weighted visible→hidden topology (one layer)."""
@@ -146,7 +148,7 @@ class SparseRBM(nn.Module):
     # -- the three products, on transposed (units, batch) states ---------------------------------
     def _hidden_t(self, vt: torch.Tensor) -> torch.Tensor:
         lin, w = self.linear, self.linear.weight.detach()
-        c = lin.bias.detach()
+        c = self.hidden_bias.detach()
         if lin.active_backend == "dense":
             return torch.addmm(c.unsqueeze(1), lin.to_dense(), vt)
         st = lin.csr_structure()
@@ -255,7 +257,7 @@ class SparseRBM(nn.Module):
         gw = self._edge_stats(h0, vt).sub_(self._edge_stats(hk, vk), alpha=n_pos / n_neg).mul_(-1.0 / n_pos)
         lin = self.linear
         _set_grad(lin.weight, gw)
-        _set_grad(lin.bias, hk.mean(1) - h0.mean(1))
+        _set_grad(self.hidden_bias, hk.mean(1) - h0.mean(1))
         _set_grad(self.visible_bias, vk.mean(1) - vt.mean(1))
         return float(recon), vk.t()
 

@@ -136,7 +136,7 @@ def sparsify(model: nn.Module, epsilon: float | None = None, density: float | No
         with torch.no_grad():
             if keep:  # gathered on the model's device: no host round trip for a GPU model
                 sp.weight.copy_(w[graph.dst.to(w.device), graph.src.to(w.device)])
-            if lin.bias is not None:
+            if lin.bias is not None and sp.bias is not None:  # sp has a bias exactly when lin has
                 sp.bias.copy_(lin.bias.detach())
                 sp.bias.requires_grad_(lin.bias.requires_grad)
         sp.weight.requires_grad_(lin.weight.requires_grad)

@@ -120,8 +120,10 @@ class RuleResult:
 class Criterion:
     """Base of prune and grow criteria: what they need, what they remember."""
 
-    #: Score sources used, a subset of ``{"activations", "gradients"}``.
-    needs: frozenset = frozenset()
+    @property
+    def needs(self) -> frozenset:
+        """Score sources used, a subset of ``{"activations", "gradients"}`` (a class attribute in most criteria)."""
+        return frozenset()
 
     def observe(self, metrics: dict) -> None:
         """Take validation metrics; stateless criteria ignore them."""

@@ -20,7 +20,7 @@ import torch
 from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.layer import LayerGraph
 from .base import RuleContext, RuleResult, check_zeta, count_for
-from .grow import CosineGrow, GradientGrow, GrowCriterion, RandomGrow, SequentialGrow
+from .grow import CosineGrow, GradientGrow, GrowCriterion, GrowMode, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
 from .scores import in_sorted
 
@@ -88,7 +88,10 @@ class Rule:
     """
 
     #: Values of births this rule asks for (e.g. ``"zeros"``); ``None`` leaves it to the Evolver/model.
-    init = None
+    init: str | None = None
+    #: The criteria; ``None`` in :class:`Static`, which rewires nothing.
+    prune: PruneCriterion | None
+    grow: GrowCriterion | None
 
     def __init__(self, prune: PruneCriterion, grow: GrowCriterion, name: str | None = None,
                  allow_regrow_pruned: bool | str = False) -> None:
@@ -102,7 +105,7 @@ class Rule:
 
     @property
     def zeta(self) -> float:
-        return self.prune.zeta
+        return 0.0 if self.prune is None else self.prune.zeta
 
     @property
     def needs(self) -> frozenset:
@@ -121,6 +124,9 @@ class Rule:
         """
         if not isinstance(graph, LayerGraph):
             raise ParameterTypeError(f"a rule rewires a LayerGraph, got {type(graph).__name__}")
+        prune, grow = self.prune, self.grow
+        if prune is None or grow is None:
+            raise TopologyError(f"{self!r} has no prune and grow criteria to rewire with")
         context = RuleContext.coerce(context)
         zeta = self.zeta if zeta is None else check_zeta(zeta)
         n_in, space, n_edges = graph.n_in, graph.n_in * graph.n_out, graph.num_edges
@@ -134,7 +140,7 @@ class Rule:
             if n_edges == 0 or zeta == 0.0 or (target == space and not regrow):
                 drop = torch.empty(0, dtype=torch.int64)
             else:
-                drop = self.prune(graph, zeta, context)
+                drop = prune(graph, zeta, context)
                 if not regrow:
                     drop = drop[:space - target]
             n_grow = drop.numel() + target - n_edges
@@ -142,7 +148,7 @@ class Rule:
             swap = count_for(zeta, target)
             if not regrow:
                 swap = min(swap, space - n_edges)
-            drop = self.prune(graph, zeta, context, count=n_edges - target + swap)
+            drop = prune(graph, zeta, context, count=n_edges - target + swap)
             n_grow = swap
         if drop.numel() == 0 and n_grow == 0:
             return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
@@ -160,7 +166,7 @@ class Rule:
                           None if w is None else w[alive.to(w.device)])
         context.pruned = dead
         exclude = _NO_KEYS if regrow else dead
-        born = self.grow(kept, n_grow, context, exclude)
+        born = grow(kept, n_grow, context, exclude)
         self._check_births(born, n_grow, kept, exclude)
         back = in_sorted(born, dead) if regrow else torch.zeros(born.numel(), dtype=torch.bool)
         reborn = born[back]
@@ -188,7 +194,7 @@ class Rule:
     def observe(self, metrics: dict) -> None:
         """Pass validation metrics (e.g. ``{"val_acc": 0.91}``) to the criteria that use them."""
         for part in (self.prune, self.grow):
-            if hasattr(part, "observe"):
+            if part is not None and hasattr(part, "observe"):
                 part.observe(metrics)
 
     def state_dict(self) -> dict:
@@ -196,7 +202,7 @@ class Rule:
 
     def load_state_dict(self, state: dict) -> None:
         for key, part in (("prune", self.prune), ("grow", self.grow)):
-            if hasattr(part, "load_state_dict"):
+            if part is not None and hasattr(part, "load_state_dict"):
                 part.load_state_dict(state.get(key, {}))
 
     def __repr__(self) -> str:
@@ -303,14 +309,14 @@ class CTRE(Rule):
     * The code prunes ``int(ζ·E)`` edges (truncation); topo rounds half up.
     """
 
-    def __init__(self, zeta: float = 0.2, variant: str = "sim", patience: int = 40, mode: str = "exact",
+    def __init__(self, zeta: float = 0.2, variant: str = "sim", patience: int = 40, mode: GrowMode = "exact",
                  pool_factor: float = 10.0, monitor: str = "val_acc", per_sign: bool = True,
                  allow_regrow_pruned: bool | str = False) -> None:
         if variant == "sim":
             if allow_regrow_pruned:
                 raise ParameterError("CTRE-sim replaces re-selected pruned edges by random ones; "
                                      "allow_regrow_pruned applies to variant='seq' only")
-            grow = CosineGrow(mode, pool_factor, on_pruned="random")
+            grow: GrowCriterion = CosineGrow(mode, pool_factor, on_pruned="random")
         elif variant == "seq":
             grow = SequentialGrow(CosineGrow(mode, pool_factor), RandomGrow(), patience=patience, monitor=monitor)
         else:
@@ -318,6 +324,8 @@ class CTRE(Rule):
         super().__init__(MagnitudePrune(zeta, per_sign=per_sign), grow, name=f"ctre-{variant}",
                          allow_regrow_pruned=allow_regrow_pruned)
         self.variant = variant
+
+    prune: MagnitudePrune  # CTRE always prunes by magnitude
 
     @property
     def per_sign(self) -> bool:
@@ -342,7 +350,7 @@ class RigL(Rule):
     ``N(0, 1e-5)`` noise on ``|w|``; topo rounds half up and breaks ties by position.
     """
 
-    def __init__(self, zeta: float = 0.3, mode: str = "exact", pool_factor: float = 10.0,
+    def __init__(self, zeta: float = 0.3, mode: GrowMode = "exact", pool_factor: float = 10.0,
                  allow_regrow_pruned: bool | str = False) -> None:
         super().__init__(MagnitudePrune(zeta, per_sign=False), GradientGrow(mode, pool_factor), name="rigl",
                          allow_regrow_pruned=allow_regrow_pruned)

@@ -21,7 +21,7 @@ from ..errors import ParameterError
 from ..graph.layer import LayerGraph
 from .base import RuleContext, count_for
 from .compose import Rule
-from .grow import GradientGrow, RandomGrow
+from .grow import GradientGrow, GrowMode, RandomGrow
 from .prune import MagnitudePrune
 
 __all__ = ["cubic_density", "GMP", "GraNet"]
@@ -150,7 +150,7 @@ class GraNet(_Gradual):
     init = "zeros"
 
     def __init__(self, final_density: float, initial_density: float = 1.0, zeta: float = 0.5, end: float = 1.0,
-                 mode: str = "exact", pool_factor: float = 10.0, allow_regrow_pruned: bool | str = False) -> None:
+                 mode: GrowMode = "exact", pool_factor: float = 10.0, allow_regrow_pruned: bool | str = False) -> None:
         super().__init__(MagnitudePrune(zeta, per_sign=False), GradientGrow(mode, pool_factor), name="granet",
                          allow_regrow_pruned=allow_regrow_pruned)
         self._schedule(final_density, initial_density, end)

@@ -21,6 +21,9 @@ from .scores import DEFAULT_BLOCK_BYTES, MODES, PairScores, in_sorted
 
 __all__ = ["GrowCriterion", "RandomGrow", "CosineGrow", "GradientGrow", "SequentialGrow"]
 
+#: How a scored grow criterion searches the free positions (:data:`topo.rules.scores.MODES`).
+GrowMode = Literal["exact", "approx", "pool", "pool-uniform"]
+
 
 def _taken(graph: LayerGraph, exclude: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
     """Sorted keys of the edges plus ``exclude`` and ``more`` (all disjoint from each other)."""
@@ -59,7 +62,7 @@ class RandomGrow(GrowCriterion):
 class _ScoredGrow(GrowCriterion):
     """Top-``n`` free positions by a bilinear score, exact (blockwise) or over a random pool."""
 
-    def __init__(self, mode: Literal["exact", "approx", "pool", "pool-uniform"] = "exact", pool_factor: float = 10.0,
+    def __init__(self, mode: GrowMode = "exact", pool_factor: float = 10.0,
                  block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
@@ -107,7 +110,7 @@ class CosineGrow(_ScoredGrow):
 
     needs = frozenset({"activations"})
 
-    def __init__(self, mode: Literal["exact", "approx", "pool", "pool-uniform"] = "exact", pool_factor: float = 10.0,
+    def __init__(self, mode: GrowMode = "exact", pool_factor: float = 10.0,
                  on_pruned: Literal["skip", "random"] = "skip", block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         super().__init__(mode, pool_factor, block_bytes)
         if on_pruned not in ("skip", "random"):

@@ -70,7 +70,9 @@ class Schedule:
             raise ParameterError(f"every must be 'epoch' or a positive int (optimizer steps), got {every!r}")
         if isinstance(stop_at, bool) or not isinstance(stop_at, Real) or not 0.0 < float(stop_at) <= 1.0:
             raise ParameterError(f"stop_at must be a fraction in (0, 1], got {stop_at!r}")
-        self.decay, self.every, self.stop_at = decay, every, float(stop_at)
+        self.decay: str | Callable[[float], float] = decay
+        self.every: str | int = every
+        self.stop_at: float = float(stop_at)
         self.total = total
 
     @property
@@ -97,7 +99,8 @@ class Schedule:
 
     def due(self, *, epoch: float | None = None, step: int | None = None) -> bool:
         """Whether an update is due after ``epoch`` epochs (``every="epoch"``) or ``step`` optimizer steps."""
-        if self.per_epoch:
+        position: float
+        if isinstance(self.every, str):  # "epoch", the only string __init__ accepts
             if epoch is None:
                 return False
             position = epoch
@@ -120,8 +123,10 @@ class Schedule:
             return None
         horizon = self.stop_at * self._total
         below = math.ceil(horizon) - 1  # the largest whole position < horizon
-        last = below if self.per_epoch else self.every * (below // self.every)
-        return last if last >= (1 if self.per_epoch else self.every) else None
+        if isinstance(self.every, str):  # per epoch
+            return below if below >= 1 else None
+        last = self.every * (below // self.every)
+        return last if last >= self.every else None
 
     def progress(self, position: float) -> float | None:
         """``position / last_position()`` clipped to ``[0, 1]``: ``k / n`` at the ``k``-th of ``n`` updates.
@@ -145,6 +150,7 @@ class Schedule:
         if self.decay == "constant":
             return base
         horizon = self._horizon(f"decay={self.decay!r}")
+        assert horizon is not None  # _horizon raises rather than answer None when a need is named
         p = min(1.0, max(0.0, position / horizon))
         factor = float(DECAYS[self.decay](p) if isinstance(self.decay, str) else self.decay(p))
         if not 0.0 <= factor <= 1.0:

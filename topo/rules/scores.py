@@ -355,10 +355,10 @@ def _kth_largest(flat: torch.Tensor, k: int, piece: int = 1 << 20) -> torch.Tens
     ``torch.topk`` on the CPU works on a copy of (value, index) pairs, 4x the
     scores; pieces of a million values keep that scratch at 16 MB.
     """
-    best = None
-    for part in flat.split(piece):
-        if best is not None:
-            part = torch.cat([best, part])
+    parts = flat.split(piece)  # at least one piece, even of an empty tensor
+    best = torch.topk(parts[0], min(k, parts[0].numel()), sorted=False).values
+    for part in parts[1:]:
+        part = torch.cat([best, part])
         best = torch.topk(part, min(k, part.numel()), sorted=False).values
     return best.min()
 

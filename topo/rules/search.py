@@ -84,14 +84,14 @@ def _faiss_search(base: torch.Tensor, queries: torch.Tensor, m: int, seed: int,
     index.add(xb)
     index.nprobe = max(1, math.ceil(nlist * nprobe_frac))
     xq = queries.detach().to("cpu", torch.float32).contiguous().numpy()
-    dist, ids = index.search(xq, min(2 * m, n))
-    ids = torch.from_numpy(ids)
+    dist, found = index.search(xq, min(2 * m, n))
+    ids = torch.from_numpy(found)
     ids = torch.where(ids >= 0, ids % base.shape[0], ids)
     return ids, torch.from_numpy(dist)  # ids may hold -1 (fewer found) and an input twice (±): deduplicated later
 
 
 def _blocked_search(ra: torch.Tensor, rb: torch.Tensor, m_out: int, m_in: int,
-                    block_bytes: int) -> tuple:
+                    block_bytes: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Exact top-``m_out`` inputs per output and top-``m_in`` outputs per input of ``|⟨ra_i, rb_j⟩|``, with values.
 
     One pass over blocks of outputs (``O(n_in · n_out · d)``): each block's
@@ -120,7 +120,7 @@ def _blocked_search(ra: torch.Tensor, rb: torch.Tensor, m_out: int, m_in: int,
 
 def neighbour_pairs(aT: torch.Tensor, bT: torch.Tensor, m_out: int, m_in: int, *, dim: int = 128,
                     generator: torch.Generator, backend: str = "auto", nprobe_frac: float = 0.125,
-                    block_bytes: int = 64 * 2 ** 20) -> torch.Tensor:
+                    block_bytes: int = 64 * 2 ** 20) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate keys ``j * n_in + i`` (sorted, unique) and their estimated scores.
 
     The candidates are each output's ``m_out`` and each input's ``m_in`` best
@@ -147,12 +147,15 @@ def neighbour_pairs(aT: torch.Tensor, bT: torch.Tensor, m_out: int, m_in: int, *
     ra, rb = (aT, bT) if q is None else (aT @ q, bT @ q)
     n_in, n_out = aT.shape[0], bT.shape[0]
     seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+    outs: tuple[torch.Tensor, torch.Tensor] | None
+    ins: tuple[torch.Tensor, torch.Tensor] | None
     if use_faiss and min(n_in, n_out) >= 64:
         outs = _faiss_search(ra, rb, m_out, seed, nprobe_frac) if m_out > 0 else None
         ins = _faiss_search(rb, ra, m_in, seed, nprobe_frac) if m_in > 0 else None
     else:
         outs, ins = _blocked_search(ra.float(), rb.float(), max(m_out, 0), max(m_in, 0), block_bytes)
-    keys, vals = [], []
+    key_parts: list[torch.Tensor] = []
+    val_parts: list[torch.Tensor] = []
     for found, out_side in ((outs, True), (ins, False)):
         if found is None or found[0].numel() == 0:
             continue
@@ -160,11 +163,11 @@ def neighbour_pairs(aT: torch.Tensor, bT: torch.Tensor, m_out: int, m_in: int, *
         who = torch.arange(ids.shape[0]).unsqueeze(1).expand_as(ids)
         ok = ids >= 0
         ids, who = ids[ok], who[ok]
-        keys.append(who * n_in + ids if out_side else ids * n_in + who)
-        vals.append(v[ok].float().abs())
-    if not keys:
+        key_parts.append(who * n_in + ids if out_side else ids * n_in + who)
+        val_parts.append(v[ok].float().abs())
+    if not key_parts:
         return torch.empty(0, dtype=torch.int64), torch.empty(0)
-    keys, vals = torch.cat(keys), torch.cat(vals)
+    keys, vals = torch.cat(key_parts), torch.cat(val_parts)
     # One entry per pair (found from both sides or as ±x), keeping its largest estimate.
     order = torch.argsort(vals, descending=True, stable=True)
     keys, vals = keys[order], vals[order]

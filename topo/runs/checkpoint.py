@@ -15,7 +15,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint"]
 
@@ -34,7 +34,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     with atomic_write(path, "wb") as f:
         out = _Writes(f)
         try:
-            torch.save(payload, out)
+            torch.save(payload, out)  # type: ignore[arg-type]  # torch.save needs only write() and flush()
         except RuntimeError:
             # torch's zip writer swallows the write's OSError and reports "unexpected pos N vs M";
             # raise the real cause (a full disk: ENOSPC), naming the file.
@@ -46,10 +46,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 class _Writes:
     """A file wrapper that remembers the first OSError of ``write`` (torch.save hides it)."""
 
-    def __init__(self, f) -> None:
-        self.f, self.error = f, None
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.error: OSError | None = None
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         try:
             return self.f.write(data)
         except OSError as err:

@@ -143,5 +143,6 @@ class RunLock:
         self.release()
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", None) is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)  # absent when __init__ raised
+        if fd is not None:
+            os.close(fd)
