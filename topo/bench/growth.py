@@ -76,7 +76,7 @@ def bench(n: int, samples: int, epsilon: float, zeta: float, data: str, rank: in
         if backend == "faiss" and not faiss_available():
             print(f"  {spec:14s} skipped: faiss is not installed (pip install topo[faiss])")
             continue
-        kw = {"search_backend": backend, "search_dim": dim} if mode == "approx" else {}
+        kw = {"search_backend": backend or "auto", "search_dim": dim} if mode == "approx" else {}
         got, t, rss = _timed(lambda mode=mode, kw=kw: scores.top_nonedges(
             graph, k, mode=mode, pool_factor=pool_factor, generator=torch.Generator().manual_seed(seed), **kw))
         recall = len(truth & set(got.tolist())) / k
