@@ -127,3 +127,27 @@ def test_remap_handles_none_momentum_and_errors():
         remap_optimizer_state(other, mod, m)
     with pytest.raises(ParameterError, match="after layer.rewire"):
         remap_optimizer_state(opt, mod, torch.full((5,), new.num_edges + 3))
+
+
+
+@pytest.mark.parametrize("backend", ["csr", "dense"])
+@pytest.mark.parametrize("keep_grad", [False, True])
+def test_rewire_to_another_edge_count_while_an_old_graph_is_alive(backend, keep_grad):
+    # Users keep losses (`losses.append(loss)`), and reference cycles outlive a step until the collector
+    # runs: autograd must not check the next gradient against the old edge count.
+    m = SparseLinear(10, 5, density=1.0, seed=0, backend=backend)
+    x = torch.randn(4, 10, generator=torch.Generator().manual_seed(0))
+    kept = m(x).sum()
+    kept.backward(retain_graph=True)  # d/dW[dst, src] of sum(y) = sum of x[:, src]
+    if not keep_grad:
+        m.weight.grad = None
+    g = m.layer_graph()
+    m.rewire(LayerGraph(10, 5, g.src[:28], g.dst[:28]))
+    assert m.num_edges == 28
+    m(x).square().sum().backward()
+    src, dst = m.edge_index.long()
+    w = m.weight.detach().clone().requires_grad_()
+    dense = torch.zeros(5, 10).index_put((dst, src), w)
+    torch.nn.functional.linear(x, dense, m.bias.detach()).square().sum().backward()
+    expect = w.grad + (x.sum(0)[src] if keep_grad else 0)
+    torch.testing.assert_close(m.weight.grad, expect)

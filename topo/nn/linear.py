@@ -17,6 +17,18 @@ from .init import bias_bound, check_init, init_values
 __all__ = ["SparseLinear", "edge_index_dtype"]
 
 
+def _resize_data(p: nn.Parameter, values: torch.Tensor) -> None:
+    """``p.data = values`` for a ``values`` of another length, keeping ``p`` the same object."""
+    # Autograd caches a leaf's gradient accumulator together with the shape the leaf had, and torch
+    # drops that cache when .data changes dtype or device but not when it changes shape. While any
+    # graph from before is alive (a loss the user kept, a cycle the collector has not reached yet) the
+    # next backward would check the new gradient against the old edge count and fail. Passing through
+    # another dtype makes torch drop the stale accumulator.
+    if values.shape != p.shape:
+        p.data = values.new_empty(0, dtype=torch.float16 if values.dtype != torch.float16 else torch.float32)
+    p.data = values
+
+
 class SparseLinear(nn.Module):
     """``y = x · Wᵀ + b`` where ``W`` (``out × in``) is nonzero only on the edges of a layer graph.
 
@@ -282,10 +294,10 @@ class SparseLinear(nn.Module):
                 g = w.grad.new_zeros(e_new)
                 g[old_to_new[survive].to(w.device)] = w.grad[survive.to(w.device)]
                 w.grad = None
-                w.data = values
+                _resize_data(w, values)
                 w.grad = g
             else:
-                w.data = values
+                _resize_data(w, values)
         self.edge_index = torch.stack([new_graph.src, new_graph.dst]).to(self.edge_index.device, self._index_dtype)
         self._invalidate()
         return old_to_new
@@ -305,7 +317,7 @@ class SparseLinear(nn.Module):
             # Resize to the checkpoint's edge count; the default loader then copies in place.
             self.edge_index = torch.empty(ei.shape, dtype=self._index_dtype, device=self.edge_index.device)
             with torch.no_grad():
-                self.weight.data = self.weight.data.new_empty(ei.shape[1])
+                _resize_data(self.weight, self.weight.data.new_empty(ei.shape[1]))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)  # copies (and casts) int64 into int32
         self._invalidate()
