@@ -370,3 +370,21 @@ def test_only_topo_runs_spells_the_run_file_names():
                       for name in NAMES if name in node.value]
     assert not found, found
     assert len(NAMES) == len(set(NAMES)) == 7
+
+
+def test_a_holder_without_a_record_is_a_probe_and_is_waited_for(tmp_path):
+    # Two ranks probing (check_free) and a launcher acquiring at the same moment: a flock held without a
+    # record lasts milliseconds, so it must not be reported as "in use" (the resumed --nproc 2 race).
+    import fcntl
+    import threading
+
+    from topo.runs.lock import RunLock
+
+    path = tmp_path / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.2, os.close, [fd]).start()
+    lock = RunLock(path)
+    lock.acquire()
+    assert lock.held and lock.holder()["pid"] == os.getpid()
+    lock.release()

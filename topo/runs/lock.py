@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from ..errors import TopologyError
@@ -70,7 +71,7 @@ class RunLock:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fd, fcntl.LOCK_EX)
         except BlockingIOError:
             os.close(fd)
             raise self._locked_error() from None
@@ -108,11 +109,24 @@ class RunLock:
         except FileNotFoundError:
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fd, fcntl.LOCK_SH)  # shared: probes of several processes never refuse each other
         except BlockingIOError:
             raise self._locked_error() from None
         finally:
             os.close(fd)
+
+    def _flock(self, fd: int, kind: int) -> None:
+        # A holder without a record is either a probe (check_free) or an acquirer between its flock and
+        # its record: both let go or write within milliseconds, so wait briefly before calling it held.
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if "pid" in self.holder() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def holder(self) -> dict:
         """What the lock file records about its holder (``{}`` when free or unreadable)."""
