@@ -129,7 +129,6 @@ def test_remap_handles_none_momentum_and_errors():
         remap_optimizer_state(opt, mod, torch.full((5,), new.num_edges + 3))
 
 
-
 @pytest.mark.parametrize("backend", ["csr", "dense"])
 @pytest.mark.parametrize("keep_grad", [False, True])
 def test_rewire_to_another_edge_count_while_an_old_graph_is_alive(backend, keep_grad):
