@@ -556,6 +556,93 @@ def test_cli_list_fetch_info(iso_cache, capsys):
     assert "unknown dataset 'nope'" in capsys.readouterr().err
 
 
+def _corrupt(path: Path) -> bytes:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_cli_fetch_repair_replaces_a_corrupt_cached_file(tmp_path, iso_cache, capsys, monkeypatch):
+    from topo.cli import main
+
+    tiny, served, arrays = _tiny_family(tmp_path, [])
+    fam = dataclasses.replace(tiny, name="mnist", mirrors=("http://127.0.0.1:9/never/",))
+    monkeypatch.setitem(_mnist.FAMILIES, "mnist", fam)
+    target = iso_cache / "mnist"
+    shutil.copytree(served, target)  # .gz files in the cache: a local source
+    assert main(["datasets", "fetch", "mnist", "--no-download"]) == 0
+    victim = target / _mnist.LABELS_TEST
+    bad = _corrupt(victim)
+    capsys.readouterr()
+
+    # Without --repair: refused, the file left as it is, the flag suggested.
+    assert main(["datasets", "fetch", "mnist", "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert str(victim) in err and "--repair" in err and victim.read_bytes() == bad
+
+    # --repair with a local source and no network: replaced, only the bad file reported.
+    assert main(["datasets", "fetch", "mnist", "--no-download", "--repair"]) == 0
+    out, err = capsys.readouterr()
+    assert f"repair: removed corrupt cached file {str(victim)!r}" in err and err.count("repair:") == 1
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == fam.sha256[victim.name]
+    np.testing.assert_array_equal(datasets.read_idx(victim), arrays[victim.name])
+    assert str(victim) in out
+
+    # --repair, --no-download and no local source: the bad file goes, and the message says why nothing came back.
+    for gz in target.glob("*.gz"):
+        gz.unlink()
+    _corrupt(victim)
+    assert main(["datasets", "fetch", "mnist", "--no-download", "--repair"]) == 2
+    err = capsys.readouterr().err
+    assert not victim.exists() and f"removed the corrupt cached {victim.name}" in err
+    assert "--no-download" in err and "only these local sources were tried" in err
+    assert "Traceback" not in err
+
+    # --repair with the download allowed: fetched again from the (loopback) host.
+    with _serve(served) as url:
+        monkeypatch.setitem(_mnist.FAMILIES, "mnist", dataclasses.replace(fam, mirrors=(url,)))
+        assert main(["datasets", "fetch", "mnist"]) == 0  # the removed file comes back
+        _corrupt(target / _mnist.IMAGES_TRAIN)
+        assert main(["datasets", "fetch", "mnist", "--repair"]) == 0
+    assert "repair: removed corrupt cached file" in capsys.readouterr().err
+    for name in _mnist.FILES:
+        assert hashlib.sha256((target / name).read_bytes()).hexdigest() == fam.sha256[name]
+
+
+def test_repair_of_coil20_removes_only_the_cached_copy(tmp_path, iso_cache, monkeypatch):
+    from topo.datasets import loaders
+
+    good = b"a stand-in for COIL20.mat"
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "COIL20.mat").write_bytes(good)
+    monkeypatch.setattr(loaders, "COIL20_SHA256", hashlib.sha256(good).hexdigest())
+    monkeypatch.setattr(loaders, "_shared_coil20", lambda: tmp_path / "no-shared" / "COIL20.mat")
+    cached = iso_cache / "coil20" / "COIL20.mat"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"damaged")
+    with pytest.raises(DatasetError, match="--repair"):
+        datasets.fetch("coil20", download=False)
+    assert cached.read_bytes() == b"damaged"
+    with pytest.warns(UserWarning, match="removed corrupt cached file"), \
+            pytest.raises(DatasetError, match=r"removed the corrupt cached .*--no-download"):
+        datasets.fetch("coil20", download=False, repair=True)
+    assert not cached.exists()
+    cached.write_bytes(b"damaged")
+    with _serve(tmp_path / "host") as url:
+        monkeypatch.setattr(loaders, "COIL20_URL", url + "COIL20.mat")
+        with pytest.warns(UserWarning, match="removed corrupt cached file"):
+            assert datasets.fetch("coil20", repair=True) == [cached]
+    assert cached.read_bytes() == good
+    # The user's own copy ($TOPO_COIL20) is never removed, --repair or not.
+    mine = tmp_path / "mine.mat"
+    mine.write_bytes(b"damaged")
+    monkeypatch.setenv("TOPO_COIL20", str(mine))
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        datasets.fetch("coil20", repair=True)
+    assert mine.read_bytes() == b"damaged"
+
+
 def test_standardize_uses_train_statistics_only():
     from topo.datasets import standardize
 

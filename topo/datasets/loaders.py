@@ -51,12 +51,14 @@ def _coil20_commands(cache: Path) -> str:
             f"  mkdir -p {dest.parent} && curl -fL -o {dest} {COIL20_URL}")
 
 
-def coil20_path(cache_dir=None, download: bool = True) -> Path:
+def coil20_path(cache_dir=None, download: bool = True, repair: bool = False) -> Path:
     """Locate (and verify) ``COIL20.mat``.
 
     Order: ``$TOPO_COIL20`` (exclusive when set), ``../shared/data/COIL20.mat``
     beside the project root, ``<cache>/coil20/COIL20.mat``, then a download
-    from the SET authors' repository into the cache.
+    from the SET authors' repository into the cache. With ``repair`` a cached
+    copy that fails its checksum is removed (with a warning) and downloaded
+    again; the other two are the user's files and are never removed.
     """
     cache = _fetch.data_home(cache_dir)
     env = os.environ.get("TOPO_COIL20")
@@ -66,12 +68,21 @@ def coil20_path(cache_dir=None, download: bool = True) -> Path:
             raise DatasetError(f"TOPO_COIL20={env!r} does not name a file")
         _fetch.verify_file(path, COIL20_SHA256, cache_dir=cache_dir)
         return path
-    for path in (_shared_coil20(), cache / "coil20" / "COIL20.mat"):
-        if path.is_file():
-            _fetch.verify_file(path, COIL20_SHA256, cache_dir=cache_dir)
-            return path
     dest = cache / "coil20" / "COIL20.mat"
-    why = "download=False"
+    repaired = ""
+    for path in (_shared_coil20(), dest):
+        if path.is_file():
+            try:
+                _fetch.verify_file(path, COIL20_SHA256, cache_dir=cache_dir,
+                                   hint="" if path != dest else "`topo datasets fetch coil20 --repair` replaces it")
+            except DatasetError:
+                if not (repair and path == dest):
+                    raise
+                _fetch.remove_corrupt(path)
+                repaired = f"removed the corrupt cached {dest}, but "
+                continue
+            return path
+    why = "download=False (--no-download): no local copy to take instead"
     if download:
         part = dest.with_name(".COIL20.mat.part")
         try:
@@ -87,7 +98,7 @@ def coil20_path(cache_dir=None, download: bool = True) -> Path:
         finally:
             part.unlink(missing_ok=True)
     raise DatasetError(
-        f"COIL20.mat not found ($TOPO_COIL20 unset, not at {_shared_coil20()} nor {dest}; {why}). "
+        f"{repaired}COIL20.mat not found ($TOPO_COIL20 unset, not at {_shared_coil20()} nor {dest}; {why}). "
         f"Do one of these, then load again:\n{_coil20_commands(cache)}"
     )
 
@@ -243,17 +254,23 @@ def info(name: str) -> DatasetInfo:
     )
 
 
-def fetch(name: str, *, cache_dir: str | os.PathLike | None = None, download: bool = True) -> list[Path]:
+def fetch(name: str, *, cache_dir: str | os.PathLike | None = None, download: bool = True,
+          repair: bool = False) -> list[Path]:
     """Obtain and verify a dataset's files; return where they live.
 
     Synthetic data has no files (empty list); digits returns scikit-learn's
-    bundled ``digits.csv.gz``.
+    bundled ``digits.csv.gz``. A file in the cache whose sha256 is not the
+    pinned one raises :class:`topo.errors.DatasetError`; with ``repair=True``
+    it is removed instead (a ``UserWarning`` names it) and obtained again from
+    the local sources or, if ``download``, the network. Files outside the cache
+    (``$TOPO_COIL20``, ``../shared``, ``mat:PATH``, scikit-learn's) are never
+    removed.
     """
     kind, arg = parse_name(name)
     if kind in _mnist.FAMILIES:
-        return _mnist.ensure_family(_mnist.FAMILIES[kind], cache_dir, download)
+        return _mnist.ensure_family(_mnist.FAMILIES[kind], cache_dir, download, repair=repair)
     if kind == "coil20":
-        return [coil20_path(cache_dir, download)]
+        return [coil20_path(cache_dir, download, repair=repair)]
     if kind == "digits":
         _digits()
         return [_digits_file()]

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
+from ..utils.zipcheck import cut_short_length
 from .layer import LayerGraph
 from .serialize import (
-    FORMAT_VERSION,
     check_keys,
     index_dtype,
     read_npz,
@@ -112,30 +112,19 @@ class _Step:
 
 
 def _recover(path) -> dict | None:
-    """The arrays of a history whose last append was cut short: the latest intact zip directory's view.
+    """The arrays of a history whose last append was cut short: the file as last saved whole.
 
     An append leaves the previous directory and end record in place, so the
-    file up to the last end record that opens is the history as it was.
+    file up to that end record is the history as it was. Only a file that is
+    exactly that plus the clean beginning of an append qualifies
+    (:func:`topo.utils.zipcheck.cut_short_length`): a damaged or extended
+    file is refused, never read as an older history.
     """
     try:
-        raw = Path(path).read_bytes()
-    except OSError:
-        return None
-    end = len(raw)
-    while (end := raw.rfind(b"PK\x05\x06", 0, end)) >= 0:
-        try:
-            with np.load(io.BytesIO(raw[:end + 22]), allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception:  # noqa: BLE001 - not an intact record: look further back
-            continue
-        ver = data.get("__version__")
-        if str(data.get("__format__", "")) != "topo.history" or ver is None or ver.shape != () \
-                or int(ver) != FORMAT_VERSION:
-            return None
-        if "meta" in data:
-            data["meta"] = json.loads(str(data["meta"]))
-        return data
-    return None
+        length = cut_short_length(Path(path).read_bytes())
+        return None if length is None else read_npz(path, "topo.history", length=length)
+    except (OSError, TopologyFormatError):
+        return None  # the file as last saved whole is damaged too: report the file's own error
 
 
 class History:

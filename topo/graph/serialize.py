@@ -17,16 +17,20 @@ key                    content
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from ..errors import TopoError, TopologyError, TopologyFormatError
 from ..utils.atomic import atomic_write
+from ..utils.zipcheck import check_directory, check_end
 from .layer import LayerGraph
 from .topology import Topology
 
@@ -49,17 +53,26 @@ def write_npz(path: str | os.PathLike, kind: str, arrays: dict, meta: dict | Non
         np.savez(f, **payload)
 
 
-def read_npz(path: str | os.PathLike, kind: str) -> dict:
-    """Read every array of a topo ``.npz``; raise :class:`TopologyFormatError` for anything wrong."""
+def read_npz(path: str | os.PathLike, kind: str, length: int | None = None) -> dict:
+    """Read every array of a topo ``.npz``; raise :class:`TopologyFormatError` for anything wrong.
+
+    The archive must be whole (see :mod:`topo.utils.zipcheck`: no bytes after it, every member's
+    CRC-32 right) and hold only ``.npy`` arrays of plain dtypes, each exactly as long as its header
+    says. ``length`` reads only the file's first ``length`` bytes (a history's last whole save).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            _check_directory(path, z.files)
-            data = {k: z[k] for k in z.files}
+        if length is None:
+            with open(path, "rb") as f:
+                data = _read_arrays(f)
+        else:
+            with open(path, "rb") as f:
+                data = _read_arrays(io.BytesIO(f.read(length)))
     except Exception as err:  # noqa: BLE001 - a damaged zip raises many types (NotImplementedError, RuntimeError, ...)
-        raise TopologyFormatError(f"{str(path)!r} is not a readable topo file ({type(err).__name__}: {err})") from None
+        raise TopologyFormatError(f"{str(path)!r} is not a readable topo file ({type(err).__name__}: "
+                                  f"{_short(str(err))})") from None
     fmt = data.get("__format__")
     found = str(fmt) if fmt is not None and fmt.shape == () and fmt.dtype.kind == "U" else ""
     if found != kind:
@@ -81,20 +94,46 @@ def read_npz(path: str | os.PathLike, kind: str) -> dict:
     return data
 
 
-def _check_directory(path: Path, names: list) -> None:
-    # Member names are not covered by the CRCs: a damaged central directory can rename a member onto
-    # another (a duplicate) or drop one, and an optional array (weights) would vanish unnoticed.
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate member names in the zip directory")
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - (22 + 65535)))  # end record plus the longest zip comment
-        tail = f.read()
-    i = tail.rfind(b"PK\x05\x06")
-    if i >= 0 and len(tail) >= i + 22:
-        total = int.from_bytes(tail[i + 10:i + 12], "little")
-        if total != 0xFFFF and total != len(names):  # 0xFFFF: the count lives in a zip64 record
-            raise ValueError(f"the zip end record lists {total} members, the directory {len(names)}")
+def _short(text: str, limit: int = 300) -> str:
+    # zipfile quotes whole damaged headers (kilobytes of bytes) in its messages.
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _read_arrays(f: IO[bytes]) -> dict[str, np.ndarray]:
+    count = check_end(f)
+    with zipfile.ZipFile(f) as z:
+        check_directory(z, count)
+        return {_array_name(info.filename): _read_member(z, info) for info in z.infolist()}
+
+
+def _array_name(member: str) -> str:
+    if not member.endswith(".npy"):
+        raise ValueError(f"member {member!r} is not a .npy array")
+    return member[:-4]
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    # Read by hand rather than with np.load: numpy reads only as many bytes as the array header
+    # announces, so a damaged header (a smaller shape) would load other data and skip the CRC check.
+    with z.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+        else:
+            raise ValueError(f"member {info.filename!r} has .npy version {version}")
+        if dtype.hasobject:
+            raise ValueError(f"member {info.filename!r} holds Python objects (pickles are never loaded)")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if m.tell() + nbytes != info.file_size:
+            raise ValueError(f"member {info.filename!r} is {info.file_size} bytes, its header announces "
+                             f"{m.tell() + nbytes}")
+        raw = bytearray(m.read())  # to the member's end, which makes zipfile check its CRC-32
+    if len(raw) != nbytes:
+        raise ValueError(f"member {info.filename!r} holds {len(raw)} bytes of data, expected {nbytes}")
+    return np.ndarray(shape, dtype=dtype, buffer=raw, order="F" if fortran else "C")
 
 
 def check_keys(data: dict, expected: set, path) -> None:

@@ -17,6 +17,8 @@ key              content
                  ``{"kind": "Sequential", "modules": [...]}`` (``Linear``, ``SparseLinear``,
                  activations, ``Dropout``: a dense MLP such as ``SparseMLP.to_dense()``)
 ``config``       optional JSON object: the run's settings (``config.json`` of ``topo train``)
+``sha256``       digest of the other metadata and of every tensor (name, dtype, shape, bytes):
+                 :func:`load_model` refuses a file whose content no longer matches it
 ===============  ==================================================================
 
 :func:`save_model` writes it atomically; :func:`load_model` reads it (or a run
@@ -27,6 +29,7 @@ other ``nn.Module`` can be saved too; loading it needs the module itself
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,6 +46,8 @@ __all__ = ["MODEL_FILE", "save_model", "load_model", "read_model_file", "model_s
 from ..runs.files import MODEL as MODEL_FILE  # noqa: E402  (the run file name lives in topo.runs)
 
 FORMAT, VERSION = "topo.model", "1"
+_DIGEST = "sha256"
+_META_KEYS = {"format", "version", "class", "spec", "config", _DIGEST}
 
 
 def _activation_name(module: nn.Module) -> str | None:
@@ -130,6 +135,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, config: dict | None
             "spec": json.dumps(spec)}
     if config is not None:
         meta["config"] = json.dumps(config, sort_keys=True, default=str)
+    meta[_DIGEST] = _digest(meta, tensors)
     with atomic_write(path, "wb") as f:
         f.write(save(tensors, metadata=meta))
 
@@ -148,6 +154,14 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for damaged headers
         raise TopologyFormatError(f"{str(path)!r} is not a readable safetensors model file "
                                   f"({type(err).__name__}: {err})") from None
+    if meta.get("format") == FORMAT:  # a foreign file is named as such below, not for its keys
+        unknown = sorted(set(meta) - _META_KEYS)
+        if unknown:
+            raise TopologyFormatError(f"{str(path)!r} has unknown metadata {unknown[:5]} (damaged?)")
+        if _DIGEST in meta and meta[_DIGEST] != _digest(meta, tensors):
+            raise TopologyFormatError(
+                f"{str(path)!r} is damaged: its tensors or metadata differ from what was saved (the "
+                f"{_DIGEST} recorded in it, {str(meta[_DIGEST])[:16]}…, does not match)")
     if meta.get("format") != FORMAT:
         raise TopologyFormatError(f"{str(path)!r} holds {meta.get('format') or 'no topo format tag'!r}, "
                                   f"expected {FORMAT!r}")
@@ -160,6 +174,20 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
     except ValueError as err:
         raise TopologyFormatError(f"{str(path)!r} has unreadable metadata ({err})") from None
     return meta, tensors
+
+
+def _digest(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the metadata (but the digest itself) and of every tensor's name, dtype, shape and bytes.
+
+    safetensors has no checksum: without this a flipped byte would load as another weight or setting.
+    Files written before it existed carry none and are read unverified.
+    """
+    h = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != _DIGEST}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _rebuild(spec: dict, tensors: dict) -> nn.Module:

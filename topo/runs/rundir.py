@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..utils.atomic import stale_temp_files, temp_name
 from . import files as F
 from .lock import RunLock, RunLockedError
 from .manifest import Manifest, RunFileError
@@ -33,6 +33,10 @@ class RunDir:
     :class:`RunFileError` naming it, as does a run file that the manifest
     does not list (it was not written by this run). Runs written before
     manifests existed (no ``manifest.json``) are read unverified.
+
+    Opening the directory for writing removes, once the lock is held, the
+    temporary files (``.metrics.csv.1a2b3c4d.tmp``) that a writer killed
+    mid-write left beside the run's files; nothing else is touched.
 
     Parameters
     ----------
@@ -133,10 +137,19 @@ class RunDir:
         try:
             self.check(resume)  # another process may have started a run between the check and the lock
             self._manifest.load()
+            self._remove_stale_temps()
         except BaseException:
             self._lock.release()
             raise
         return self
+
+    def _remove_stale_temps(self) -> None:
+        # Under the lock no writer of this run is at work, so a temporary file of a run file is what a
+        # writer killed mid-write (kill -9, power loss) left behind: it would stay there forever.
+        targets = {*F.RUN_FILES, F.MANIFEST, *self._manifest.files, *self._manifest.pending}
+        for path in stale_temp_files(self.path, targets):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def close(self) -> None:
         """Release the lock (if held). Staged, uncommitted files are discarded."""
@@ -294,7 +307,7 @@ class RunDir:
         if not name or os.sep in name or name.startswith(".") or name == F.MANIFEST:
             raise ValueError(f"{name!r} is not a name a run file may have")
         target = self.path / name
-        tmp = self.path / f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = self.path / temp_name(name)
         try:
             writer(tmp)
             if target.exists():

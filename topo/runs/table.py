@@ -45,7 +45,10 @@ def check_metrics_text(text: str, where: str = "metrics.csv") -> None:
     ...
     topo.runs.manifest.RunFileError: 'metrics.csv' row 2 (line 3), column 'train_loss': 'abc' is not a number
     """
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:
+        raise RunFileError(f"{where!r} is not a CSV table ({err})", where) from None
     numbered = [(line, r) for line, r in enumerate(rows, start=1) if r]
     if not numbered:
         raise RunFileError(f"{where!r} is empty (no header row)", where)
@@ -54,6 +57,9 @@ def check_metrics_text(text: str, where: str = "metrics.csv") -> None:
         raise RunFileError(f"{where!r} has no 'epoch' column (header: {header})", where)
     if len(set(header)) != len(header):
         raise RunFileError(f"{where!r} repeats a column name in its header {header}", where)
+    if len(numbered) == 1 and not text.endswith(("\n", "\r")):
+        raise RunFileError(f"{where!r} header (line {header_line}) is cut short (no line end): the file is "
+                           "truncated", where)
     i_epoch, last_epoch = header.index("epoch"), -math.inf
     for n, (line, row) in enumerate(numbered[1:], start=1):
         at = f"{where!r} row {n} (line {line})"
@@ -89,4 +95,11 @@ def read_metrics(path: str | os.PathLike):
     except UnicodeDecodeError as err:
         raise RunFileError(f"{str(path)!r} is not a text (UTF-8) table: {err}", str(path)) from None
     check_metrics_text(text, str(path))
-    return pd.read_csv(io.StringIO(text))
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as err:  # what the row check let through, pandas parses otherwise
+        raise RunFileError(f"{str(path)!r} is not a readable table ({err})", str(path)) from None
+    bad = [str(c) for c, t in frame.dtypes.items() if len(frame) and not pd.api.types.is_numeric_dtype(t)]
+    if bad:
+        raise RunFileError(f"{str(path)!r} has non-numeric column(s) {bad[:5]}", str(path))
+    return frame
