@@ -11,7 +11,7 @@ from topo.cli import main
 def test_every_benchmark_module_is_a_target():
     from topo import bench
 
-    assert {"analysis", "export", "layers", "training", "evolve", "scale"} <= set(bench.targets())
+    assert {"analysis", "export", "layers", "training", "evolve", "scale", "setstep"} <= set(bench.targets())
     assert not hasattr(bench, "KNOWN_TARGETS")
 
 
@@ -23,6 +23,16 @@ def test_bench_export_runs_small(tmp_path, capsys):
     assert "dynamic GEXF, 1-epoch history" in out
     # The file it timed is a real GEXF holding the edges it reported.
     assert topo.io.read_gexf(keep / "static.gexf").num_edges == edges > 1000
+
+
+def test_bench_setstep_times_new_and_old_and_they_agree(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "rows.json"
+    assert main(["bench", "setstep", "--edges", "30000", "--json", str(out)]) == 0  # 1 if the two differ
+    (row,) = json.loads(out.read_text())
+    assert row["identical"] is True and row["edges"] > 20000 and row["new_us_per_edge"] > 0
+    assert "load average" in capsys.readouterr().out
 
 
 def test_bench_analysis_runs_on_a_run_directory(tmp_path, capsys):

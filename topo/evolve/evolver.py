@@ -175,13 +175,16 @@ class Evolver:
         return Topology([m.layer_graph() for m in self.layers])
 
     def _weights(self) -> list[torch.Tensor]:
-        """Current values of every History layer, without rebuilding the sparse layers' graphs."""
+        """Current values of every History layer, without rebuilding the sparse layers' graphs.
+
+        Live tensors where no cast is needed: :meth:`History.record` copies what it keeps, once.
+        """
         dtype = self.history_weights.dtype
-        weights = [m.weight.detach().to("cpu", dtype, copy=True) for m in self.layers]
+        weights = [m.weight.detach().to(dtype) for m in self.layers]
         extra = len(self.history_.initial) - len(weights)
         out = getattr(self.model, "output_layer", None)
         if extra == 1 and isinstance(out, nn.Linear):  # SparseMLP's dense output: row-major = CSR order
-            weights.append(out.weight.detach().to("cpu", dtype, copy=True).reshape(-1))
+            weights.append(out.weight.detach().to(dtype).reshape(-1))
         elif extra:
             weights += [None if g.weight is None else g.weight.to(dtype)
                         for g in self._topology().layers[len(self.layers):]]
@@ -255,8 +258,9 @@ class Evolver:
         for k in range(len(self.layers), topo_layers):  # e.g. a dense output layer: never evolved
             summary.append({"layer": k, "births": 0, "deaths": 0, "num_edges": self.history_.initial[k].num_edges,
                             "zeta": zeta, "seconds": 0.0, "skipped": True})
+        # The births and deaths are the rule's fresh tensors, used nowhere else: handed over, not copied.
         self.history_.record(label, changes, self._weights() if self.history_weights.due(self.updates + 1) else None,
-                             step=step)
+                             step=step, copy_changes=False)
         self.updates += 1
         self.position = position
         return summary

@@ -17,6 +17,8 @@ import torch
 
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from ..utils.zipcheck import cut_short_length
+from .alloc import copy
+from .keyset import apply, contains, is_increasing, locate, merge, split_keys
 from .layer import LayerGraph
 from .serialize import (
     check_keys,
@@ -111,6 +113,19 @@ class _Step:
     step: int | None = None
 
 
+def _keys_of(edges: torch.Tensor, n_in: int) -> torch.Tensor:
+    """Sorted keys ``dst * n_in + src`` of a ``[2, k]`` edge list (sorted only if it is not already)."""
+    k = edges[1].numpy() * np.int64(n_in)
+    k += edges[0].numpy()
+    keys = torch.from_numpy(k)
+    return keys if is_increasing(keys, strict=False) else torch.sort(keys).values
+
+
+def _topology(layers: Sequence[LayerGraph], keys_list: Sequence[torch.Tensor]) -> Topology:
+    """Unweighted layers of the sizes of ``layers`` holding the sorted, checked ``keys_list``."""
+    return Topology([LayerGraph._trusted(g.n_in, g.n_out, *split_keys(k, g.n_in)) for g, k in zip(layers, keys_list)])
+
+
 def _recover(path) -> dict | None:
     """The arrays of a history whose last append was cut short: the file as last saved whole.
 
@@ -151,15 +166,20 @@ class History:
         self.initial = initial.copy()
         self.meta = dict(meta or {})
         self._steps: list[_Step] = []
-        self._last = self.initial.copy()
+        # The edges after the last step as sorted keys (8 B per edge): what record() checks changes
+        # against and merges them into, without a full Topology (16 B per edge) rebuilt per step.
+        self._last = [g.keys().clone() for g in self.initial.layers]
 
     # -- recording ------------------------------------------------------------------
     def record(self, epoch: float, changes: Sequence[LayerChange],
-               weights: Sequence[torch.Tensor | None] | None = None, step: int | None = None) -> None:
+               weights: Sequence[torch.Tensor | None] | None = None, step: int | None = None, *,
+               copy_changes: bool = True) -> None:
         """Append one evolution step; ``weights`` (one tensor per layer) are of the topology after it.
 
         ``step``: optimizer steps of training before this update (``None``: unknown). With
         step-wise schedules ``epoch`` is fractional (``step / steps_per_epoch``).
+        ``copy_changes=False`` keeps the births and deaths tensors themselves instead of copies (the
+        :class:`~topo.Evolver` hands over fresh ones): the caller must not modify them afterwards.
         """
         epoch = float(epoch)
         if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
@@ -174,23 +194,38 @@ class History:
                 raise ParameterTypeError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
         # Own copies: callers pass live tensors (a layer's weight Parameter, reused buffers) that
         # training keeps updating in place, which would rewrite this record after the fact.
-        changes = [LayerChange(c.births.clone(), c.deaths.clone(), float(c.seconds)) for c in changes]
-        new = self._apply(self._last, changes)
+        if copy_changes:
+            changes = [LayerChange(copy(c.births), copy(c.deaths), float(c.seconds)) for c in changes]
+        else:
+            changes = [LayerChange(c.births.cpu(), c.deaths.cpu(), float(c.seconds)) for c in changes]
+        new_keys = self._apply_keys(self.initial.layers, self._last, changes)
+        counts = [k.numel() for k in new_keys]
         if weights is not None:
-            weights = [None if w is None else torch.as_tensor(w).detach().to("cpu", copy=True) for w in weights]
-            if len(weights) != len(new):
-                raise TopologyError(f"got weights for {len(weights)} layers, the topology has {len(new)}")
-            for k, (w, g) in enumerate(zip(weights, new.layers)):
-                if w is not None and w.shape != (g.num_edges,):
-                    raise TopologyError(f"weights of layer {k} have shape {tuple(w.shape)}, expected ({g.num_edges},)")
+            weights = [None if w is None else copy(torch.as_tensor(w)) for w in weights]
+            if len(weights) != len(counts):
+                raise TopologyError(f"got weights for {len(weights)} layers, the topology has {len(counts)}")
+            for k, (w, e) in enumerate(zip(weights, counts)):
+                if w is not None and w.shape != (e,):
+                    raise TopologyError(f"weights of layer {k} have shape {tuple(w.shape)}, expected ({e},)")
         self._steps.append(_Step(epoch, changes, weights, None if step is None else int(step)))
-        self._last = new
+        self._last = new_keys
 
     @staticmethod
     def _apply(t: Topology, changes: Sequence[LayerChange]) -> Topology:
-        layers = []
-        for k, (g, c) in enumerate(zip(t.layers, changes)):
-            keys = g.keys()
+        """The topology ``t`` after ``changes`` (unweighted)."""
+        return _topology(t.layers, History._apply_keys(t.layers, [g.keys() for g in t.layers], changes))
+
+    @staticmethod
+    def _apply_keys(layers: Sequence[LayerGraph], keys_list: Sequence[torch.Tensor],
+                    changes: Sequence[LayerChange]) -> list[torch.Tensor]:
+        """Sorted keys of each layer after ``changes``, checked: deaths alive, births new.
+
+        One walk over the sorted keys drops the deaths and merges the births in, O(E + k log k) per
+        layer (the sort only for change lists out of order; topo's rules give them sorted); when it
+        finds a bad change, the step-by-step checks below name it.
+        """
+        out = []
+        for k, (g, keys, c) in enumerate(zip(layers, keys_list, changes)):
             for name, e in (("births", c.births), ("deaths", c.deaths)):
                 # An index out of range would alias another edge through the key dst * n_in + src.
                 for row, n, what in ((0, g.n_in, "src"), (1, g.n_out, "dst")) if e.shape[1] else ():
@@ -198,38 +233,32 @@ class History:
                     if lo < 0 or hi >= n:
                         raise TopologyError(
                             f"layer {k}: {name} {what} index {lo if lo < 0 else hi} out of range [0, {n})")
-            # Keys are sorted: locate deaths and births by binary search and merge births in,
-            # O(E + k log k) per layer instead of a set test and a full re-sort of E keys.
+            dk, bk = _keys_of(c.deaths, g.n_in), _keys_of(c.births, g.n_in)
+            fast = apply(keys, dk, bk) if dk.numel() or bk.numel() else keys
+            if fast is not None:  # one walk; where it fails the checks below name the bad edge
+                out.append(fast)
+                continue
             if c.deaths.shape[1]:
-                dk = torch.sort(c.deaths[1] * g.n_in + c.deaths[0]).values
-                if bool((dk[1:] == dk[:-1]).any()):
+                if not is_increasing(dk):
                     raise TopologyError(f"layer {k}: deaths list an edge twice")
-                pos = torch.searchsorted(keys, dk)
-                if keys.numel() == 0 or not bool((keys[pos.clamp(max=keys.numel() - 1)] == dk).all()):
+                pos = locate(keys, dk)
+                if keys.numel() == 0 or int(pos[-1]) >= keys.numel() or \
+                        not bool((keys[pos.clamp(max=keys.numel() - 1)] == dk).all()):
                     raise TopologyError(f"layer {k}: a death names an edge that is not alive")
                 keep = torch.ones(keys.numel(), dtype=torch.bool)
                 keep[pos] = False
-                keys = keys[keep]
+                keys = torch.from_numpy(keys.numpy()[keep.numpy()])
             if c.births.shape[1]:
-                bk = torch.sort(c.births[1] * g.n_in + c.births[0]).values
-                pos = torch.searchsorted(keys, bk)
                 hit = torch.zeros(bk.numel(), dtype=torch.bool)
                 hit[1:] = bk[1:] == bk[:-1]
-                if keys.numel():
-                    hit |= keys[pos.clamp(max=keys.numel() - 1)] == bk
+                hit |= contains(keys, bk)
                 if bool(hit.any()):
                     bad = int(bk[hit.nonzero()[0, 0]])
                     raise TopologyError(f"layer {k}: births clash with live edges (duplicate edge "
                                         f"(src={bad % g.n_in}, dst={bad // g.n_in}))")
-                merged = torch.empty(keys.numel() + bk.numel(), dtype=torch.int64)
-                at = pos + torch.arange(bk.numel())
-                merged[at] = bk
-                rest = torch.ones(merged.numel(), dtype=torch.bool)
-                rest[at] = False
-                merged[rest] = keys
-                keys = merged
-            layers.append(LayerGraph.from_keys(g.n_in, g.n_out, keys))
-        return Topology(layers)
+                keys = merge(keys, bk)[0]
+            out.append(keys)
+        return out
 
     # -- reading ----------------------------------------------------------------------
     @property
@@ -280,10 +309,12 @@ class History:
 
     def __iter__(self) -> Iterator[tuple[float, Topology]]:
         """``(epoch, topology)`` pairs, rebuilt incrementally (O(edges) per epoch)."""
-        t = self.initial
-        yield 0.0, t.copy()
+        layers = self.initial.layers
+        keys = [g.keys() for g in layers]
+        yield 0.0, self.initial.copy()
         for s in self._steps:
-            t = self._apply(t, s.changes)
+            keys = self._apply_keys(layers, keys, s.changes)
+            t = _topology(layers, keys)
             yield s.epoch, (t.with_weights(self._clone(s.weights)) if s.weights is not None else t)
 
     @staticmethod
@@ -296,7 +327,8 @@ class History:
         target = self.resolve_epoch(epoch)
         if target == self.epochs[-1] and self._steps:
             s = self._steps[-1]
-            return self._last.with_weights(self._clone(s.weights)) if s.weights is not None else self._last.copy()
+            last = _topology(self.initial.layers, self._last)
+            return last.with_weights(self._clone(s.weights)) if s.weights is not None else last
         for e, t in self:
             if e == target:
                 return t

@@ -91,7 +91,7 @@ class LayerGraph:
     ([1, 1, 1], [1, 2])
     """
 
-    __slots__ = ("n_in", "n_out", "src", "dst", "weight")
+    __slots__ = ("n_in", "n_out", "src", "dst", "weight", "_keys")
 
     def __init__(self, n_in: int, n_out: int, src, dst, weight=None) -> None:
         n_in, n_out = _check_size(n_in, "n_in"), _check_size(n_out, "n_out")
@@ -123,13 +123,43 @@ class LayerGraph:
                         f"duplicate edge (src={int(src[i])}, dst={int(dst[i])}) in a layer {n_in}->{n_out}")
         self.n_in, self.n_out = n_in, n_out
         self.src, self.dst, self.weight = src.contiguous(), dst.contiguous(), weight
+        self._keys: tuple | None = None
+
+    @classmethod
+    def _trusted(cls, n_in: int, n_out: int, src: torch.Tensor, dst: torch.Tensor, weight=None,
+                 keys: torch.Tensor | None = None) -> LayerGraph:
+        """A layer from int64 ``src``/``dst`` already in range, sorted and unique; nothing is checked.
+
+        For topo's own O(E) paths (evolution, the History), which build the edges in order by
+        merging sorted keys: the checks and the sort of the constructor would cost more than the
+        step. ``keys`` (``dst * n_in + src``, when the caller has them) is kept and returned by
+        :meth:`keys` while ``src`` and ``dst`` stay unchanged.
+        """
+        g = object.__new__(cls)
+        g.n_in, g.n_out, g.src, g.dst, g.weight = n_in, n_out, src, dst, weight
+        g._keys = None if keys is None else (keys, src, dst, src._version, dst._version, keys._version)
+        return g
 
     # -- construction helpers -------------------------------------------------------
     @classmethod
     def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> LayerGraph:
         """Build from linear keys ``dst * n_in + src`` (any order, no duplicates)."""
+        from .keyset import is_increasing, split_keys
+
         keys = torch.as_tensor(keys, dtype=torch.int64)
-        return cls(n_in, n_out, keys % n_in, torch.div(keys, n_in, rounding_mode="floor"), weight)
+        n_in, n_out = _check_size(n_in, "n_in"), _check_size(n_out, "n_out")
+        space = check_key_space(n_in, n_out)
+        src, dst = split_keys(keys, n_in)
+        if keys.dim() == 1 and keys.numel() and is_increasing(keys) and 0 <= int(keys[0]) \
+                and int(keys[-1]) < space:
+            # Strictly increasing keys inside [0, n_in * n_out) are unique and in range: no sort, no checks.
+            if weight is not None:
+                weight = _as_weight(weight)
+                if weight.shape != keys.shape:
+                    raise TopologyError(f"weight has shape {tuple(weight.shape)}, expected ({keys.numel()},) "
+                                        f"to match the edges")
+            return cls._trusted(n_in, n_out, src, dst, weight, keys)
+        return cls(n_in, n_out, src, dst, weight)
 
     @classmethod
     def from_scipy(cls, matrix) -> LayerGraph:
@@ -155,7 +185,19 @@ class LayerGraph:
         return self.num_edges / (self.n_in * self.n_out)
 
     def keys(self) -> torch.Tensor:
-        """Linear edge keys ``dst * n_in + src``; strictly increasing."""
+        """Linear edge keys ``dst * n_in + src``; strictly increasing.
+
+        A graph built by evolution may hand out its cached key tensor: read it, do not modify it in place.
+        """
+        c = self._keys
+        if c is not None and c[1] is self.src and c[2] is self.dst and c[3:] == (
+                self.src._version, self.dst._version, c[0]._version):
+            return c[0]
+        if self.src.device.type == "cpu" and self.src.dtype == self.dst.dtype == torch.int64:
+            # numpy's multiply-add is 2-4x faster than torch's on CPU (no dispatch, no temporary).
+            k = self.dst.numpy() * np.int64(self.n_in)
+            k += self.src.numpy()
+            return torch.from_numpy(k)
         return self.dst * self.n_in + self.src
 
     def in_degree(self) -> torch.Tensor:
@@ -218,6 +260,7 @@ class LayerGraph:
         g.n_in, g.n_out = self.n_in, self.n_out
         g.src, g.dst = self.src.clone(), self.dst.clone()
         g.weight = None if self.weight is None else self.weight.detach().clone()
+        g._keys = None
         return g
 
     def __eq__(self, other) -> bool:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..graph.keyset import transpose
 from . import kernels
 
 if TYPE_CHECKING:
@@ -99,13 +100,17 @@ class CsrStructure:
         zero = torch.zeros(1, dtype=torch.int64, device=src.device)
         self.crow = torch.cat([zero, torch.cumsum(torch.bincount(dst, minlength=n_out), 0)]).to(idt)
         self.col = src.to(idt)
-        # Wᵀ in CSR order = edges sorted by (src, dst); a stable sort of src keeps dst ascending.
-        perm = torch.sort(src, stable=True).indices
-        self.crow_t = torch.cat([zero, torch.cumsum(torch.bincount(src, minlength=n_in), 0)]).to(idt)
-        self.col_t = dst[perm].to(idt)
-        # Kept in the index dtype too (index_select takes int32): an int64 permutation would cost
-        # 4 more bytes per edge for the model's whole life (issue 8, memory-lean large models).
-        self.perm = perm.to(idt)
+        # Wᵀ in CSR order = edges sorted by (src, dst). The perm is kept in the index dtype too
+        # (index_select takes int32): an int64 permutation would cost 4 more bytes per edge for the
+        # model's whole life (issue 8, memory-lean large models).
+        fast = transpose(src, dst, n_in, idt)  # one counting sort by src: O(E), ~3x the sort below
+        if fast is not None:
+            self.crow_t, self.perm, self.col_t = fast
+        else:
+            perm = torch.sort(src, stable=True).indices  # stable: each source keeps its dst ascending
+            self.crow_t = torch.cat([zero, torch.cumsum(torch.bincount(src, minlength=n_in), 0)]).to(idt)
+            self.col_t = dst[perm].to(idt)
+            self.perm = perm.to(idt)
         self._ts_base: Any = None  # torch_sparse.SparseTensor (the optional extra ships no types)
         self._host: _Host | None = None
 

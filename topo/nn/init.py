@@ -28,6 +28,7 @@ from numbers import Real
 import torch
 
 from ..errors import ParameterError
+from ..graph.alloc import empty, zeros
 
 __all__ = ["INIT_SCHEMES", "check_init", "fans", "init_values", "bias_bound"]
 
@@ -101,11 +102,12 @@ def init_values(count: int, n_in: int, n_out: int, num_edges: int, init="kaiming
     init = check_init(init)
     dtype = dtype or torch.get_default_dtype()
     fan_in, fan_out = _fans_of(init, n_in, n_out, num_edges)
+    # numpy-backed memory: huge pages for the layer's values (topo.graph.alloc); the same draws.
     if init == "zeros":
-        out = torch.zeros(count, dtype=dtype)
+        out = zeros(count, dtype)
     elif init in _UNIFORM:
         bound = math.sqrt(6.0 / fan_in) if init.startswith("kaiming") else math.sqrt(6.0 / (fan_in + fan_out))
-        out = torch.empty(count, dtype=dtype).uniform_(-bound, bound, generator=generator)
+        out = empty(count, dtype).uniform_(-bound, bound, generator=generator)
     else:
-        out = torch.empty(count, dtype=dtype).normal_(0.0, init[1], generator=generator)
+        out = empty(count, dtype).normal_(0.0, init[1], generator=generator)
     return out.to(device) if device is not None else out

@@ -8,11 +8,14 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError, TopologyError
+from ..graph.alloc import copy, empty, zeros
+from ..graph.keyset import match
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from .backends import check_backend, get_backend, resolve_backend
 from .functional import CsrStructure
 from .init import bias_bound, check_init, init_values
+from .optim import Moves
 
 __all__ = ["SparseLinear", "edge_index_dtype"]
 
@@ -175,9 +178,10 @@ class SparseLinear(nn.Module):
 
     def layer_graph(self) -> LayerGraph:
         """The current edges with their current values, as a CPU :class:`~topo.LayerGraph`."""
-        ei = self.edge_index.detach().cpu().to(torch.int64)  # a copy (LayerGraph holds int64)
-        return LayerGraph(self.in_features, self.out_features, ei[0], ei[1],
-                          self.weight.detach().cpu().clone())
+        ei = copy(self.edge_index.cpu(), torch.int64)  # a copy (LayerGraph holds int64)
+        # edge_index is checked wherever it is set (constructor, rewire, state-dict load): sorted by
+        # (dst, src), unique, in range, so the LayerGraph needs no re-check (O(E) passes on every evolution).
+        return LayerGraph._trusted(self.in_features, self.out_features, ei[0], ei[1], copy(self.weight.cpu()))
 
     def to_dense(self) -> torch.Tensor:
         """The dense ``(out, in)`` weight matrix (allocates ``in · out``; for small layers and tests)."""
@@ -273,13 +277,11 @@ class SparseLinear(nn.Module):
         init = check_init(init)
         if generator is not None and not isinstance(generator, torch.Generator):
             generator = make_generator(generator)
-        ei = self.edge_index.detach().cpu().to(torch.int64)  # keys dst * n_in + src need 64 bits
-        old_keys = ei[1] * self.in_features + ei[0]
-        new_keys = new_graph.keys()
-        old_to_new = _match(old_keys, new_keys)
+        ei = self.edge_index.detach().cpu()
+        old_to_new = match(ei[0], ei[1], self.in_features, new_graph.keys())  # one walk of both key orders
         w = self.weight
-        survive = old_to_new >= 0
         e_new = new_graph.num_edges
+        moves = Moves(old_to_new)
         if keep == "graph":
             if new_graph.weight is None:
                 raise ParameterError("keep='graph' needs a weighted new_graph (its weight is None)")
@@ -287,18 +289,17 @@ class SparseLinear(nn.Module):
         else:
             values = init_values(e_new, self.in_features, self.out_features, e_new, init, generator,
                                  w.dtype, w.device)
-            dest = old_to_new[survive].to(w.device)
-            values[dest] = w.detach()[survive.to(w.device)]
+            moves.carry(w.detach(), values)
         with torch.no_grad():
             if w.grad is not None:
-                g = w.grad.new_zeros(e_new)
-                g[old_to_new[survive].to(w.device)] = w.grad[survive.to(w.device)]
+                g = moves.carry(w.grad, zeros(e_new, w.grad.dtype) if w.grad.device.type == "cpu"
+                                else w.grad.new_zeros(e_new))
                 w.grad = None
                 _resize_data(w, values)
                 w.grad = g
             else:
                 _resize_data(w, values)
-        self.edge_index = torch.stack([new_graph.src, new_graph.dst]).to(self.edge_index.device, self._index_dtype)
+        self.edge_index = _index_rows(new_graph, self._index_dtype).to(self.edge_index.device)
         self._invalidate()
         return old_to_new
 
@@ -368,11 +369,13 @@ def _check_edge_index(ei: torch.Tensor, n_in: int, n_out: int, name: str) -> Non
         raise TopologyError(f"{name} is not sorted by (dst, src) without duplicates")
 
 
-def _match(old_keys: torch.Tensor, new_keys: torch.Tensor) -> torch.Tensor:
-    """For each sorted old key its index among the sorted new keys, or -1."""
-    if new_keys.numel() == 0:
-        return torch.full_like(old_keys, -1)
-    pos = torch.searchsorted(new_keys, old_keys)
-    hit = pos < new_keys.numel()
-    hit &= new_keys[pos.clamp(max=new_keys.numel() - 1)] == old_keys
-    return torch.where(hit, pos, torch.full_like(pos, -1))
+def _index_rows(graph: LayerGraph, dtype: torch.dtype) -> torch.Tensor:
+    """``torch.stack([graph.src, graph.dst])`` in ``dtype``, each row converted once into its place."""
+    e = graph.num_edges
+    if graph.src.device.type != "cpu":
+        return torch.stack([graph.src, graph.dst]).to(dtype)
+    out = empty((2, e), dtype)
+    o = out.numpy()
+    o[0] = graph.src.numpy()
+    o[1] = graph.dst.numpy()
+    return out

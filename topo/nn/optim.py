@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError
+from ..graph.alloc import zeros
+from ..graph.keyset import carry
 
-__all__ = ["remap_optimizer_state"]
+__all__ = ["remap_optimizer_state", "Moves"]
 
 
 def remap_optimizer_state(optimizer: torch.optim.Optimizer, layer, old_to_new: torch.Tensor) -> int:
@@ -57,20 +60,64 @@ def remap_optimizer_state(optimizer: torch.optim.Optimizer, layer, old_to_new: t
         raise ParameterError(f"old_to_new must be a 1-D integer tensor, got shape {tuple(old_to_new.shape)} "
                              f"dtype {old_to_new.dtype}")
     old_e, new_e = old_to_new.numel(), param.numel()
-    if old_e and int(old_to_new.max()) >= new_e:
-        raise ParameterError(f"old_to_new points at edge {int(old_to_new.max())} but the layer has {new_e} "
+    moves = Moves(old_to_new)
+    if old_e and moves.max_target >= new_e:
+        raise ParameterError(f"old_to_new points at edge {moves.max_target} but the layer has {new_e} "
                              f"edges; call remap_optimizer_state after layer.rewire")
     state = optimizer.state.get(param)
     if not state:
         return 0
-    keep = old_to_new >= 0
     count = 0
     for key, value in list(state.items()):
         if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != old_e:
             continue
-        dev_keep = keep.to(value.device)
-        out = value.new_zeros((new_e,) + tuple(value.shape[1:]))
-        out[old_to_new[keep].to(value.device)] = value[dev_keep]
-        state[key] = out
+        shape = (new_e,) + tuple(value.shape[1:])
+        state[key] = moves.carry(value, zeros(shape, value.dtype) if value.device.type == "cpu"
+                                 else value.new_zeros(shape))
         count += 1
     return count
+
+
+#: dtypes whose per-edge copies go through numpy on CPU (its fancy indexing is 2-5x torch's there).
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64, torch.int32, torch.int64)
+
+
+class Moves:
+    """Where each old edge goes after a rewire (``old_to_new``, ``-1`` = removed), ready to move values.
+
+    The survivors' old and new positions are found once and reused for the weight, its gradient
+    and every optimizer state tensor.
+
+    Examples
+    --------
+    >>> m = Moves(torch.tensor([1, -1, 2]))
+    >>> m.carry(torch.tensor([5., 6., 7.]), torch.zeros(4)).tolist()
+    [0.0, 5.0, 7.0, 0.0]
+    """
+
+    def __init__(self, old_to_new: torch.Tensor) -> None:
+        self.old_to_new = old_to_new.detach().cpu().to(torch.int64)
+        o = self.old_to_new.numpy()
+        self.max_target = int(o.max()) if o.size else -1
+        self._index: tuple | None = None
+        self._dev: dict = {}
+
+    def carry(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """``new[target] = old[source]`` in place; returns ``new``."""
+        if old.dim() == 1 and carry(self.old_to_new, old, new):  # one walk, no index arrays
+            return new
+        if self._index is None:
+            o = self.old_to_new.numpy()
+            source = np.flatnonzero(o >= 0)
+            self._index = (source, o[source])
+        source, target = self._index
+        if old.device.type == "cpu" and new.device.type == "cpu" and old.dtype == new.dtype \
+                and old.dtype in _NUMPY_DTYPES and new.is_contiguous():
+            new.numpy()[target] = old.detach().numpy()[source]
+            return new
+        dev = new.device
+        if dev not in self._dev:
+            self._dev[dev] = (torch.from_numpy(source).to(dev), torch.from_numpy(target).to(dev))
+        src, dst = self._dev[dev]
+        new[dst] = old.detach()[src.to(old.device)].to(new.dtype)
+        return new

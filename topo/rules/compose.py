@@ -18,11 +18,12 @@ from numbers import Integral
 import torch
 
 from ..errors import ParameterError, ParameterTypeError, TopologyError
+from ..graph.alloc import zeros
+from ..graph.keyset import compact, contains, edge_list, insert, interleave, is_increasing, merge
 from ..graph.layer import LayerGraph
 from .base import RuleContext, RuleResult, check_zeta, count_for
 from .grow import CosineGrow, GradientGrow, GrowCriterion, GrowMode, RandomGrow, SequentialGrow
 from .prune import CosinePrune, MagnitudePrune, PruneCriterion, RandomPrune
-from .scores import in_sorted
 
 __all__ = ["Rule", "Static", "SET", "CTRE", "RigL"]
 
@@ -30,8 +31,22 @@ _EMPTY = torch.empty(2, 0, dtype=torch.int64)
 _NO_KEYS = torch.empty(0, dtype=torch.int64)
 
 
-def _edge_list(keys: torch.Tensor, n_in: int) -> torch.Tensor:
-    return torch.stack([keys % n_in, torch.div(keys, n_in, rounding_mode="floor")])
+def _zeros_like(w: torch.Tensor, n: int) -> torch.Tensor:
+    return zeros(n, w.dtype) if w.device.type == "cpu" else w.new_zeros(n)
+
+
+def _insert(graph: LayerGraph, keys: torch.Tensor, edges: torch.Tensor, values: torch.Tensor | None) -> LayerGraph:
+    """``graph`` plus the edges of the sorted ``keys`` (none of them edges yet; ``edges`` their ``[2, k]`` list),
+    with ``values``: a merge, O(E)."""
+    fused = insert(graph.keys(), graph.src, graph.dst, graph.weight, keys, edges, values)
+    if fused is not None:
+        merged, src, dst, weight = fused
+        return LayerGraph._trusted(graph.n_in, graph.n_out, src, dst, weight, merged)
+    merged, at = merge(graph.keys(), keys)
+    src, dst = edges[0], edges[1]
+    weight = None if graph.weight is None or values is None else interleave(graph.weight, values, at)
+    return LayerGraph._trusted(graph.n_in, graph.n_out, interleave(graph.src, src, at),
+                               interleave(graph.dst, dst, at), weight, merged)
 
 
 class Rule:
@@ -136,11 +151,14 @@ class Rule:
                                  f"layer, got {target!r}")
         target = int(target)
         regrow = bool(self.allow_regrow_pruned)
+        # The pruned edges are used as a set, in CSR order, except where only a prefix of the most prunable
+        # ones can be replaced (fewer free positions than edges): only then is the criterion's ranking needed.
+        ordered = not regrow and space - target < n_edges
         if target >= n_edges:
             if n_edges == 0 or zeta == 0.0 or (target == space and not regrow):
                 drop = torch.empty(0, dtype=torch.int64)
             else:
-                drop = prune(graph, zeta, context)
+                drop = self._prune(graph, zeta, context, None, ordered)
                 if not regrow:
                     drop = drop[:space - target]
             n_grow = drop.numel() + target - n_edges
@@ -148,48 +166,63 @@ class Rule:
             swap = count_for(zeta, target)
             if not regrow:
                 swap = min(swap, space - n_edges)
-            drop = prune(graph, zeta, context, count=n_edges - target + swap)
+            drop = self._prune(graph, zeta, context, n_edges - target + swap, False)
             n_grow = swap
         if drop.numel() == 0 and n_grow == 0:
             return RuleResult(graph.copy(), _EMPTY.clone(), _EMPTY.clone())
-        if drop.numel() and (int(drop.min()) < 0 or int(drop.max()) >= n_edges):
+        if not is_increasing(drop):
+            drop = torch.sort(drop).values
+            if not is_increasing(drop):
+                raise TopologyError(f"{self.prune!r} returned repeated edge positions")
+        if drop.numel() and (int(drop[0]) < 0 or int(drop[-1]) >= n_edges):
             raise TopologyError(f"{self.prune!r} returned edge positions out of range [0, {n_edges})")
-        alive = torch.ones(n_edges, dtype=torch.bool)
-        alive[drop] = False
-        if n_edges - int(alive.sum()) != drop.numel():
-            raise TopologyError(f"{self.prune!r} returned repeated edge positions")
+        # Positions increase, so do their keys: the dead keys and the kept ones come out sorted, and the
+        # new layer is a merge of the kept edges with the births, never a re-sort of E keys.
         keys = graph.keys()
-        order = torch.argsort(keys[drop])
-        dead, drop = keys[drop][order], drop[order]
+        dead = torch.from_numpy(keys.numpy()[drop.numpy()]) if keys.device.type == "cpu" else keys[drop]
         w = None if graph.weight is None else graph.weight.detach()
-        kept = LayerGraph(n_in, graph.n_out, graph.src[alive], graph.dst[alive],
-                          None if w is None else w[alive.to(w.device)])
+        kept_src, kept_dst, kept_keys, *kept_w = compact([graph.src, graph.dst, keys] + ([] if w is None else [w]),
+                                                         drop)
+        kept = LayerGraph._trusted(n_in, graph.n_out, kept_src, kept_dst, kept_w[0] if kept_w else None, kept_keys)
         context.pruned = dead
         exclude = _NO_KEYS if regrow else dead
-        born = grow(kept, n_grow, context, exclude)
-        self._check_births(born, n_grow, kept, exclude)
-        back = in_sorted(born, dead) if regrow else torch.zeros(born.numel(), dtype=torch.bool)
+        born = self._check_births(grow(kept, n_grow, context, exclude), n_grow, kept, exclude)
+        back = contains(dead, born) if regrow else torch.zeros(born.numel(), dtype=torch.bool)
         reborn = born[back]
         if self.allow_regrow_pruned == "keep" and reborn.numel():
             # RigL's code: a re-selected edge simply stays, value and state included.
-            again = in_sorted(dead, reborn)
-            values = None if w is None else torch.cat([kept.weight, w[drop[again].to(w.device)],
-                                                       kept.weight.new_zeros(int((~back).sum()))])
+            again = contains(reborn, dead)
             born, dead = born[~back], dead[~again]
-            new = LayerGraph.from_keys(n_in, graph.n_out, torch.cat([kept.keys(), reborn, born]), values)
-            return RuleResult(new, _edge_list(born, n_in), _edge_list(dead, n_in))
-        values = None if w is None else torch.cat([kept.weight, kept.weight.new_zeros(born.numel())])
-        new = LayerGraph.from_keys(n_in, graph.n_out, torch.cat([kept.keys(), born]), values)
-        return RuleResult(new, _edge_list(born, n_in), _edge_list(dead, n_in), _edge_list(reborn, n_in))
+            back_w = None if w is None else w[drop[again].to(w.device)]
+            births = edge_list(born, n_in)
+            new = _insert(_insert(kept, reborn, edge_list(reborn, n_in), back_w), born, births,
+                          None if w is None else _zeros_like(w, born.numel()))
+            return RuleResult(new, births, edge_list(dead, n_in))
+        births = edge_list(born, n_in)
+        new = _insert(kept, born, births, None if w is None else _zeros_like(w, born.numel()))
+        return RuleResult(new, births, edge_list(dead, n_in), edge_list(reborn, n_in))
 
-    def _check_births(self, born: torch.Tensor, n: int, kept: LayerGraph, dead: torch.Tensor) -> None:
-        # Cheap guards so a faulty custom criterion fails here, not inside a training run.
+    def _prune(self, graph: LayerGraph, zeta: float, context: RuleContext, count: int | None,
+               ordered: bool) -> torch.Tensor:
+        prune = self.prune
+        assert prune is not None  # checked by __call__
+        kw: dict = {} if count is None else {"count": count}
+        if isinstance(prune, PruneCriterion):
+            kw["ordered"] = ordered  # increasing positions when the ranking is not needed: O(E), no sort
+        return torch.as_tensor(prune(graph, zeta, context, **kw), dtype=torch.int64).reshape(-1)
+
+    def _check_births(self, born, n: int, kept: LayerGraph, dead: torch.Tensor) -> torch.Tensor:
+        """``born`` as sorted int64 keys, checked: cheap guards so a faulty custom criterion fails here,
+        not inside a training run."""
+        born = torch.as_tensor(born, dtype=torch.int64).reshape(-1)
         if born.numel() != n:
             raise TopologyError(f"{self.grow!r} grew {born.numel()} edges, {n} were asked for")
-        if n and (int(born.min()) < 0 or int(born.max()) >= kept.n_in * kept.n_out
-                  or bool((born[1:] == born[:-1]).any()) or bool(in_sorted(born, kept.keys()).any())
-                  or bool(in_sorted(born, dead).any())):
+        if not is_increasing(born, strict=False):
+            born = torch.sort(born).values
+        if n and (int(born[0]) < 0 or int(born[-1]) >= kept.n_in * kept.n_out or not is_increasing(born)
+                  or bool(contains(kept.keys(), born).any()) or bool(contains(dead, born).any())):
             raise TopologyError(f"{self.grow!r} grew a duplicate, existing, just-pruned or out-of-range edge")
+        return born
 
     def observe(self, metrics: dict) -> None:
         """Pass validation metrics (e.g. ``{"val_acc": 0.91}``) to the criteria that use them."""

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 
 from ..errors import ParameterError, TopologyError
+from ..graph.keyset import contains, is_increasing, union
 from ..graph.layer import LayerGraph
 from ..graph.sampling import sample_keys
 from .base import Criterion, RuleContext
@@ -26,8 +27,17 @@ GrowMode = Literal["exact", "approx", "pool", "pool-uniform"]
 
 
 def _taken(graph: LayerGraph, exclude: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
-    """Sorted keys of the edges plus ``exclude`` and ``more`` (all disjoint from each other)."""
-    return torch.sort(torch.cat([graph.keys(), exclude, *more])).values
+    """Sorted keys of the edges plus ``exclude`` and ``more``: merged, not re-sorted (all are sorted or small)."""
+    return union(graph.keys(), exclude, *more)
+
+
+def _without(keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``keys[~mask]`` (numpy's boolean indexing on CPU: several times torch's)."""
+    if not bool(mask.any()):
+        return keys
+    if keys.device.type == "cpu":
+        return torch.from_numpy(keys.numpy()[~mask.numpy()])
+    return keys[~mask]
 
 
 class GrowCriterion(Criterion):
@@ -36,8 +46,10 @@ class GrowCriterion(Criterion):
     def __call__(self, graph: LayerGraph, n: int, context=None, exclude=None) -> torch.Tensor:
         context = RuleContext.coerce(context)
         exclude = (torch.empty(0, dtype=torch.int64) if exclude is None
-                   else torch.unique(torch.as_tensor(exclude, dtype=torch.int64).reshape(-1)))
-        exclude = exclude[~in_sorted(exclude, graph.keys())]  # edges are excluded anyway
+                   else torch.as_tensor(exclude, dtype=torch.int64).reshape(-1))
+        if not is_increasing(exclude):  # a Rule passes its pruned keys sorted and unique
+            exclude = torch.unique(exclude)
+        exclude = _without(exclude, contains(graph.keys(), exclude))  # edges are excluded anyway
         n = int(n)
         free = graph.n_in * graph.n_out - graph.num_edges - exclude.numel()
         if n < 0 or n > free:
@@ -45,7 +57,8 @@ class GrowCriterion(Criterion):
                                 f"with {free} free positions")
         if n == 0:
             return torch.empty(0, dtype=torch.int64)
-        return torch.sort(torch.as_tensor(self.select(graph, n, context, exclude), dtype=torch.int64)).values
+        born = torch.as_tensor(self.select(graph, n, context, exclude), dtype=torch.int64)
+        return born if is_increasing(born, strict=False) else torch.sort(born).values
 
     def select(self, graph: LayerGraph, n: int, context: RuleContext, exclude: torch.Tensor) -> torch.Tensor:
         """``n`` new keys; subclasses implement it (``exclude`` is sorted and unique)."""
@@ -56,7 +69,8 @@ class RandomGrow(GrowCriterion):
     """Grow uniformly at random among the free positions (SET), in ``O(E)`` memory."""
 
     def select(self, graph, n, context, exclude):
-        return sample_keys(graph.n_in * graph.n_out, n, context.generator, exclude=_taken(graph, exclude))
+        # The edges and `exclude` are disjoint (GrowCriterion.__call__): rejected against each, no union built.
+        return sample_keys(graph.n_in * graph.n_out, n, context.generator, exclude=(graph.keys(), exclude))
 
 
 class _ScoredGrow(GrowCriterion):
