@@ -230,8 +230,8 @@ def compact(tensors: list[torch.Tensor], drop: torch.Tensor) -> list[torch.Tenso
 
     Examples
     --------
-    >>> [t.tolist() for t in compact([torch.tensor([1, 2, 3]), torch.tensor([.5, .6, .7])], torch.tensor([1]))]
-    [[1, 3], [0.5, 0.7]]
+    >>> [t.tolist() for t in compact([torch.tensor([1, 2, 3]), torch.tensor([.5, .25, .75])], torch.tensor([1]))]
+    [[1, 3], [0.5, 0.75]]
     """
     if not tensors:
         return []

@@ -13,6 +13,7 @@ prunable first; a dense layer at constant budget is left as is.
 
 from __future__ import annotations
 
+import inspect
 from numbers import Integral
 
 import torch
@@ -207,7 +208,7 @@ class Rule:
         prune = self.prune
         assert prune is not None  # checked by __call__
         kw: dict = {} if count is None else {"count": count}
-        if isinstance(prune, PruneCriterion):
+        if _takes_ordered(prune):
             kw["ordered"] = ordered  # increasing positions when the ranking is not needed: O(E), no sort
         return torch.as_tensor(prune(graph, zeta, context, **kw), dtype=torch.int64).reshape(-1)
 
@@ -392,3 +393,15 @@ class RigL(Rule):
         extra = f", allow_regrow_pruned={self.allow_regrow_pruned!r}" if self.allow_regrow_pruned else ""
         return f"RigL(zeta={self.zeta}{extra})"
 
+
+def _takes_ordered(prune) -> bool:
+    """Whether ``prune`` accepts ``ordered=``: topo's criteria do; a user's ``__call__`` (even on a
+    :class:`PruneCriterion` subclass) may not, and is then called as the rule contract documents."""
+    call = type(prune).__call__ if not inspect.isfunction(prune) else prune
+    if call is PruneCriterion.__call__:
+        return True
+    try:
+        params = inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return False
+    return "ordered" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
