@@ -39,8 +39,14 @@ _Mode = Literal["exact", "approx", "pool", "pool-uniform", "approx-uniform"]
 
 __all__ = ["MODES", "PairScores", "cosine_scores", "gradient_scores", "topk_by_key", "in_sorted", "DEFAULT_BLOCK_BYTES"]
 
-#: ``mode="approx"`` scores exactly this many candidates per edge to grow, those of the best estimates.
+#: ``mode="approx"`` with per-neuron lists scores exactly this many candidates per edge to grow, the best estimates.
 RESCORE = 3
+
+#: ``mode="approx"``'s threshold search (the default) scores this many per edge to grow (at most ``pool_factor``).
+THRESHOLD_RESCORE = 2
+
+#: Values of ``search_backend``; ``"auto"`` is ``"threshold"``.
+SEARCH_BACKENDS = ("auto", "threshold", "torch", "faiss")
 
 #: Upper bound on the bytes of one block of scores (and of one gather chunk).
 DEFAULT_BLOCK_BYTES = 64 * 2 ** 20
@@ -283,9 +289,15 @@ class PairScores:
     def _search_top(self, graph: LayerGraph, k: int, exclude: torch.Tensor, taken: torch.Tensor,
                     pool_factor: float, generator: torch.Generator, block_bytes: int, dim: int,
                     backend: str) -> torch.Tensor:
-        from .search import neighbour_pairs
+        from .search import neighbour_pairs, threshold_pairs
 
         n_in, n_out = graph.n_in, graph.n_out
+        if backend not in SEARCH_BACKENDS:
+            raise ParameterError(f"search_backend must be one of {SEARCH_BACKENDS}, got {backend!r}")
+        if backend in ("auto", "threshold"):
+            cand = threshold_pairs(self.aT, self.bT, math.ceil(min(pool_factor, THRESHOLD_RESCORE) * k), taken,
+                                   dim=dim, generator=generator, block_bytes=block_bytes)[0]
+            return self._rescored_top(cand, k, n_in, block_bytes)
         m_out = min(n_in, math.ceil((pool_factor * k + taken.numel()) / n_out))
         m_in = min(n_out, math.ceil((pool_factor * k + taken.numel()) / n_in))
         cand, est = neighbour_pairs(self.aT, self.bT, m_out, m_in, dim=dim, generator=generator,
@@ -296,6 +308,10 @@ class PairScores:
             return self._exact_top(graph, k, exclude, block_bytes)
         # Exact scores for the best estimates only: reading an activation row per candidate is the cost.
         cand = topk_by_key(est, cand, min(cand.numel(), RESCORE * k))[1]
+        return self._rescored_top(cand, k, n_in, block_bytes)
+
+    def _rescored_top(self, cand: torch.Tensor, k: int, n_in: int, block_bytes: int) -> torch.Tensor:
+        """The ``k`` of the free candidate keys ``cand`` with the best exact scores, sorted."""
         vals = torch.cat([self.pairs(c % n_in, torch.div(c, n_in, rounding_mode="floor"))
                           for c in cand.split(max(1, block_bytes // 64))])
         return torch.sort(topk_by_key(vals, cand, k)[1]).values

@@ -230,7 +230,7 @@ def _first_threshold(ra: torch.Tensor, rb: torch.Tensor, want: float, taken: tor
 def threshold_pairs(aT: torch.Tensor, bT: torch.Tensor, m: int, taken: torch.Tensor, *, dim: int = 64,
                     generator: torch.Generator, block_bytes: int = 64 * 2 ** 20,
                     margin: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys ``j * n_in + i`` (sorted) of the ``m`` free pairs of largest estimate ``|⟨Qᵀa_i, Qᵀb_j⟩|``, and those estimates.
+    """Keys ``j * n_in + i`` (sorted) of the ``m`` free pairs of largest estimate ``|⟨Qᵀa_i, Qᵀb_j⟩|``, and those.
 
     A global search: one pass over blocks of output rows of the subspace
     scores keeps the entries at or above a threshold ``τ`` (a compare and a
