@@ -91,8 +91,8 @@ def above(block: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     starts = np.zeros(x.shape[0], np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     total = int(counts.sum())
-    pos = np.empty(total, np.int64)
+    where = np.empty(total, np.int64)
     val = np.empty(total, x.dtype)
     if total:
-        collect(x, x.dtype.type(tau), starts, pos, val)
-    return torch.from_numpy(pos), torch.from_numpy(val)
+        collect(x, x.dtype.type(tau), starts, where, val)
+    return torch.from_numpy(where), torch.from_numpy(val)
