@@ -10,16 +10,22 @@ The best free pairs by ``|⟨a_i, b_j⟩|`` (cosine or gradient scores, see
    of their dominant directions; inner products are approximated by
    ``⟨Qᵀa_i, Qᵀb_j⟩``. Projecting costs ``O((n_in + n_out) · S · d)`` time
    and ``O((n_in + n_out) · d)`` memory.
-2. **Nearest neighbours.** For every output ``j`` the ``m_out`` inputs of
-   largest ``|⟨Qᵀa_i, Qᵀb_j⟩|``, and for every input the ``m_in`` best
-   outputs, searched with a FAISS inner-product inverted-file index
-   (``IndexIVFFlat``, Jégou et al.) over ``±Qᵀa`` with ``backend="faiss"``
-   (the ``faiss`` extra), or by blocked products in the ``d``-dimensional
-   subspace (the default: ``O(n_in · n_out · d)`` multiply-adds in blocks of
-   ``block_bytes``, ``S / d`` times fewer than exact ranking).
+2. **Candidates.** By default (:func:`threshold_pairs`) the ``m`` free
+   pairs of largest ``|⟨Qᵀa_i, Qᵀb_j⟩|`` over the whole layer: one pass over
+   blocks of output rows of the subspace scores (``O(n_in · n_out · d)``
+   multiply-adds, ``S / d`` times fewer than exact ranking, at GEMM speed)
+   keeps the entries at or above a threshold, guessed from a random grid of
+   pairs and raised as a running top-``m`` fills; a numba kernel
+   (:mod:`topo.rules._select`) finds them in two reads of a block, with no per-row
+   top-k and no deduplication. Alternatively (:func:`neighbour_pairs`), for
+   every output ``j`` the ``m_out`` inputs of largest estimate and for every
+   input the ``m_in`` best outputs, by blocked products or with a FAISS
+   inner-product inverted-file index (``IndexIVFFlat``, Jégou et al.) over
+   ``±Qᵀa`` (the ``faiss`` extra).
 3. **Exact rescoring.** The free candidates with the ``rescore · k`` best
-   estimates are scored exactly with the full ``S`` samples
-   (:meth:`PairScores.pairs`, ``O(rescore · k · S)``), so what is returned is
+   estimates (``rescore = 2`` for the threshold search, 3 for the lists) are
+   scored exactly with the full ``S`` samples (:meth:`PairScores.pairs`,
+   ``O(rescore · k · S)``), so what is returned is
    ranked by its true score; only recall is approximate.
 
 Every random choice draws from the caller's ``torch.Generator`` (FAISS's
