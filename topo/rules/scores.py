@@ -270,8 +270,10 @@ class PairScores:
                 return self._search_top(graph, k, exclude, taken, pool_factor, generator, block_bytes,
                                         search_dim, search_backend)
             if mode == "pool":
-                return self._block_pool_top(graph, k, exclude, taken, math.ceil(k * pool_factor), generator,
-                                            block_bytes)
+                from .pools import block_pool_top
+
+                return block_pool_top(self, graph, k, exclude, taken, math.ceil(k * pool_factor), generator,
+                                      block_bytes)
             pool = sample_keys(space, min(free, math.ceil(k * pool_factor)), generator, exclude=taken)
             vals = self.pairs(pool % graph.n_in, pool // graph.n_in)
             return torch.sort(topk_by_key(vals, pool, k)[1]).values
@@ -330,36 +332,6 @@ class PairScores:
         vals = torch.cat([self.pairs(c % n_in, torch.div(c, n_in, rounding_mode="floor"))
                           for c in cand.split(max(1, block_bytes // 64))])
         return torch.sort(topk_by_key(vals, cand, k)[1]).values
-
-    def _block_pool_top(self, graph: LayerGraph, k: int, exclude: torch.Tensor, taken: torch.Tensor, pool: int,
-                        generator: torch.Generator, block_bytes: int) -> torch.Tensor:
-        n_in, n_out, dev = graph.n_in, graph.n_out, self.aT.device
-        space = n_in * n_out
-        # Enough cells that about `pool` of them are free; G blocks of r x c cells.
-        cells = min(space, math.ceil(pool * space / max(1, space - taken.numel())))
-        groups = max(1, min(n_in, n_out, space // cells))
-        r, c = -(-n_out // groups), -(-n_in // groups)
-
-        def split(n: int, width: int) -> torch.Tensor:
-            idx = torch.full((groups * width,), -1, dtype=torch.int64)  # -1 pads the last groups
-            idx[:n] = torch.randperm(n, generator=generator)
-            return idx.view(groups, width)
-
-        rows, cols = split(n_out, r), split(n_in, c)
-        per = max(1, block_bytes // ((r + c) * self.num_samples * self.aT.element_size() + r * c * 16))
-        best_v = torch.empty(0, dtype=self.aT.dtype)
-        best_k = torch.empty(0, dtype=torch.int64)
-        for g0 in range(0, groups, per):
-            rr, cc = rows[g0:g0 + per], cols[g0:g0 + per]
-            sc = torch.bmm(self.bT[rr.clamp(min=0).to(dev)], self.aT[cc.clamp(min=0).to(dev)].transpose(1, 2))
-            keys = (rr[:, :, None] * n_in + cc[:, None, :]).reshape(-1)
-            cell = ((rr[:, :, None] >= 0) & (cc[:, None, :] >= 0)).reshape(-1).nonzero().squeeze(1)
-            cell = cell[~in_sorted(keys[cell], taken)]
-            best_v, best_k = topk_by_key(torch.cat([best_v, sc.reshape(-1).cpu()[cell].abs_()]),
-                                         torch.cat([best_k, keys[cell]]), k)
-        if best_k.numel() < k:  # a pool short of free pairs (nearly dense layer): rank them all
-            return self._exact_top(graph, k, exclude, block_bytes)
-        return torch.sort(best_k).values
 
     def __repr__(self) -> str:
         return f"PairScores({self.n_in}->{self.n_out}, samples={self.num_samples})"
