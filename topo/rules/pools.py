@@ -14,8 +14,7 @@ __all__ = ["block_pool_top"]
 
 
 def block_pool_top(scores: PairScores, graph: LayerGraph, k: int, exclude: torch.Tensor, taken: torch.Tensor,
-                   pool: int,
-                   generator: torch.Generator, block_bytes: int) -> torch.Tensor:
+                   pool: int, generator: torch.Generator, block_bytes: int) -> torch.Tensor:
     """The ``k`` best of a block pool of about ``pool`` free pairs (``mode="pool"``, see
     :meth:`PairScores.top_nonedges`), sorted; ``scores`` is the :class:`PairScores`."""
     n_in, n_out, dev = graph.n_in, graph.n_out, scores.aT.device
