@@ -9,7 +9,7 @@ from topo.errors import ParameterError
 from topo.graph.sampling import sample_keys
 from topo.nn import kernels
 from topo.rules import CosineGrow, RuleContext, cosine_scores, gradient_scores
-from topo.rules._select import above
+from topo.rules._survivors import above
 from topo.rules.search import _orthonormal, faiss_available, neighbour_pairs, subspace, threshold_pairs
 
 BACKENDS = ["threshold", "torch"] + (["faiss"] if faiss_available() else [])

@@ -16,7 +16,7 @@ The best free pairs by ``|⟨a_i, b_j⟩|`` (cosine or gradient scores, see
    multiply-adds, ``S / d`` times fewer than exact ranking, at GEMM speed)
    keeps the entries at or above a threshold, guessed from a random grid of
    pairs and raised as a running top-``m`` fills; a numba kernel
-   (:mod:`topo.rules._select`) finds them in two reads of a block, with no per-row
+   (:mod:`topo.rules._survivors`) finds them in two reads of a block, with no per-row
    top-k and no deduplication. Alternatively (:func:`neighbour_pairs`), for
    every output ``j`` the ``m_out`` inputs of largest estimate and for every
    input the ``m_in`` best outputs, by blocked products or with a FAISS
@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from ._select import above
+from ._survivors import above
 from .scores import _kth_largest, in_sorted, topk_by_key
 
 __all__ = ["subspace", "neighbour_pairs", "threshold_pairs", "faiss_available"]
