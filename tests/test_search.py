@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from topo import LayerGraph
+from topo.errors import ParameterError
 from topo.graph.sampling import sample_keys
+from topo.nn import kernels
 from topo.rules import CosineGrow, RuleContext, cosine_scores, gradient_scores
-from topo.rules.search import faiss_available, neighbour_pairs, subspace
+from topo.rules._survivors import above
+from topo.rules.search import _orthonormal, faiss_available, neighbour_pairs, subspace, threshold_pairs
 
-BACKENDS = ["torch"] + (["faiss"] if faiss_available() else [])
+BACKENDS = ["threshold", "torch"] + (["faiss"] if faiss_available() else [])
 
 
 def _lowrank(samples, n_in, n_out, rank, seed, noise=0.3):
@@ -45,7 +48,7 @@ def test_recall_of_the_exact_top_k(backend):
     want = _brute(dense, g, excl, k)
     got = sc.top_nonedges(g, k, excl, mode="approx", pool_factor=4, generator=torch.Generator().manual_seed(3),
                           search_dim=32, search_backend=backend)
-    assert got.numel() == k and torch.unique(got).numel() == k
+    assert got.numel() == k and torch.unique(got).numel() == k and torch.equal(got, torch.sort(got).values)
     assert not torch.isin(got, g.keys()).any() and not torch.isin(got, excl).any()
     recall = len(want & set(got.tolist())) / k
     assert recall >= 0.9, recall
@@ -54,7 +57,8 @@ def test_recall_of_the_exact_top_k(backend):
     assert len(want & set(pool.tolist())) / k < recall / 2
 
 
-def test_gradient_scores_recall():
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_gradient_scores_recall(backend):
     g0 = torch.Generator().manual_seed(5)
     z = torch.randn(256, 6, generator=g0)
     x = z @ torch.randn(6, 300, generator=g0) + 0.2 * torch.randn(256, 300, generator=g0)
@@ -63,8 +67,10 @@ def test_gradient_scores_recall():
     g = _layer(300, 200, 0.05, seed=6)
     dense = (dy.T @ x).abs().numpy()
     want = _brute(dense, g, torch.empty(0, dtype=torch.int64), 600)
-    got = sc.top_nonedges(g, 600, mode="approx", generator=torch.Generator().manual_seed(0), search_dim=24)
+    got = sc.top_nonedges(g, 600, mode="approx", generator=torch.Generator().manual_seed(0), search_dim=24,
+                          search_backend=backend)
     assert len(want & set(got.tolist())) / 600 >= 0.9
+    assert got.numel() == 600 and not torch.isin(got, g.keys()).any()
 
 
 def test_small_layers_are_searched_exactly_and_seeded():
@@ -108,3 +114,82 @@ def test_neighbour_pairs_are_each_sides_best():
     assert torch.allclose(est, dense.reshape(-1)[keys], atol=1e-6)
     with pytest.raises(ValueError, match="backend"):
         neighbour_pairs(sc.aT, sc.bT, 1, 1, generator=torch.Generator(), backend="annoy")
+
+
+def _free_top(dense, taken, m):
+    d = dense.reshape(-1).clone()
+    d[taken] = -1.0
+    return set(torch.topk(d, m).indices.tolist())
+
+
+@pytest.mark.parametrize("margin", [1.5, 0.5, 0.02, 60.0])
+@pytest.mark.parametrize("block_bytes", [64 * 2 ** 20, 1000])
+def test_threshold_pairs_are_exactly_the_best_estimates(margin, block_bytes):
+    # 16 samples < dim: no projection, so the estimates are the exact scores and the m best are known.
+    # margin 0.5 makes the first threshold guess too high (the pass is repeated lower), 0.02 leaves too few
+    # sampled pairs above it to trust (no threshold: the running top-m sets it), 60 far too low (the
+    # running top-m raises it); 1000-byte blocks are a few rows each.
+    pre, post = _lowrank(16, 300, 200, rank=4, seed=11)
+    sc = cosine_scores(pre, post)
+    dense = (sc.bT @ sc.aT.T).abs()
+    # The existing edges are the best pairs of all: a search that did not mask them would return them.
+    taken = torch.sort(torch.topk(dense.reshape(-1), 500).indices).values
+    m = 400
+    keys, est = threshold_pairs(sc.aT, sc.bT, m, taken, dim=64, generator=torch.Generator().manual_seed(0),
+                                block_bytes=block_bytes, margin=margin)
+    assert keys.numel() == m and torch.equal(keys, torch.unique(keys))
+    assert set(keys.tolist()) == _free_top(dense, taken, m)
+    assert torch.allclose(est, dense.reshape(-1)[keys], atol=1e-6)
+
+
+def test_threshold_pairs_in_a_subspace_recall_and_are_seeded():
+    pre, post = _lowrank(512, 600, 500, rank=8, seed=12)
+    sc = cosine_scores(pre, post)
+    g = _layer(600, 500, 0.05, seed=13)
+    dense = (sc.bT @ sc.aT.T).abs()
+    m = 3000
+    run = lambda seed: threshold_pairs(sc.aT, sc.bT, m, g.keys(), dim=24,  # noqa: E731
+                                       generator=torch.Generator().manual_seed(seed))
+    (k1, e1), (k2, e2) = run(4), run(4)
+    assert torch.equal(k1, k2) and torch.equal(e1, e2)
+    assert k1.numel() == m and not torch.isin(k1, g.keys()).any()
+    # The subspace of dimension 24 holds the 8 factors: most of the true best pairs are found, far more
+    # than the m / free share (0.01) a random choice would hit.
+    assert len(set(k1.tolist()) & _free_top(dense, g.keys(), m)) / m >= 0.8
+    # Asking for every free pair returns them all.
+    few = _layer(30, 20, 0.5, seed=14)
+    sc2 = cosine_scores(*_lowrank(64, 30, 20, rank=3, seed=15))
+    keys, _ = threshold_pairs(sc2.aT, sc2.bT, 10 ** 6, few.keys(), dim=8, generator=torch.Generator().manual_seed(0))
+    assert keys.tolist() == sorted(set(range(600)) - set(few.keys().tolist()))
+
+
+def test_approx_search_backend_is_checked():
+    pre, post = _lowrank(32, 20, 10, rank=2, seed=16)
+    with pytest.raises(ParameterError, match="search_backend.*'annoy'"):
+        cosine_scores(pre, post).top_nonedges(_layer(20, 10, 0.1, seed=0), 5, mode="approx",
+                                              generator=torch.Generator(), search_backend="annoy")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_above_kernel_matches_torch(dtype):
+    x = torch.randn(70, 333, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    x[5, 7], x[9, :] = float("nan"), 3.0  # masked entries never pass; a full row passes whole
+    want = (x.abs() >= 1.2).reshape(-1).nonzero().squeeze(1)
+    pos, val = above(x, 1.2)
+    assert torch.equal(pos, want) and torch.equal(val, x.reshape(-1)[want].abs())
+    before = kernels.set_enabled(False)
+    try:
+        pos2, val2 = above(x, 1.2)
+    finally:
+        kernels.set_enabled(before)
+    assert torch.equal(pos2, want) and torch.equal(val2, val)
+    assert above(x, 10.0)[0].numel() == 0
+
+
+def test_orthonormal_basis_also_of_rank_deficient_input():
+    y = torch.randn(200, 10, generator=torch.Generator().manual_seed(0)) @ torch.diag(torch.logspace(0, -3, 10))
+    q = _orthonormal(y)
+    assert torch.allclose(q.T @ q, torch.eye(10), atol=1e-5) and torch.allclose(q @ (q.T @ y), y, atol=1e-5)
+    y[:, 4] = y[:, 3]  # Cholesky of the Gram fails: Householder QR instead
+    q = _orthonormal(y)
+    assert q.shape == (200, 10) and torch.allclose(q.T @ q, torch.eye(10), atol=1e-5)

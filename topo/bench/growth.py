@@ -28,6 +28,7 @@ from ._measure import RssPeak, write_json
 
 HELP = "growth search on a wide layer: recall of the exact top-k vs time and memory per mode"
 MB = 2 ** 20
+MODES = ("approx:threshold", "approx:torch", "approx:faiss", "pool", "pool-uniform")
 
 
 def activations(n: int, samples: int, data: str, rank: int, seed: int):
@@ -43,6 +44,11 @@ def activations(n: int, samples: int, data: str, rank: int, seed: int):
     return out[0], out[1]
 
 
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages (other jobs on a shared machine inflate the times)."""
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
+
+
 def _timed(fn):
     with RssPeak() as rss:
         t0 = time.perf_counter()
@@ -52,7 +58,7 @@ def _timed(fn):
 
 
 def bench(n: int, samples: int, epsilon: float, zeta: float, data: str, rank: int, pool_factor: float,
-          dim: int, seed: int = 0, modes=("approx:faiss", "approx:torch", "pool", "pool-uniform")) -> dict:
+          dim: int, seed: int = 0, modes=MODES) -> dict:
     import topo
     from topo.rules import cosine_scores
     from topo.rules.search import faiss_available
@@ -70,7 +76,7 @@ def bench(n: int, samples: int, epsilon: float, zeta: float, data: str, rank: in
     cos_exact = scores.pairs(exact % n, exact // n).mean().item()
     out = {"n": n, "epsilon": epsilon, "edges": graph.num_edges, "k": k, "data": data, "samples": samples,
            "exact_s": t_exact, "exact_rss_growth_mb": rss_exact / MB, "modes": {}}
-    print(f"  {'exact':14s} {t_exact:8.2f} s  recall 1.000  peak RSS +{rss_exact / MB:7.1f} MB")
+    print(f"  {'exact':14s} {t_exact:8.2f} s  recall 1.000  peak RSS +{rss_exact / MB:7.1f} MB  {_load()}")
     for spec in modes:
         mode, _, backend = spec.partition(":")
         if backend == "faiss" and not faiss_available():
@@ -84,7 +90,7 @@ def bench(n: int, samples: int, epsilon: float, zeta: float, data: str, rank: in
         out["modes"][spec] = {"seconds": t, "speedup": t_exact / t, "recall": recall, "cos_vs_exact": cos,
                               "rss_growth_mb": rss / MB, "rss_vs_dense": rss / full}
         print(f"  {spec:14s} {t:8.2f} s  recall {recall:.3f}  mean|cos| {cos:.3f}x exact  speed-up "
-              f"{t_exact / t:6.1f}x  peak RSS +{rss / MB:7.1f} MB ({rss / full:.3f} of dense)")
+              f"{t_exact / t:6.1f}x  peak RSS +{rss / MB:7.1f} MB ({rss / full:.3f} of dense)  {_load()}")
     for spec, r in out["modes"].items():
         if spec.startswith("approx"):
             print(f"  {spec}: recall >= 0.9 {'met' if r['recall'] >= 0.9 else 'NOT met'} ({r['recall']:.3f}); "
@@ -102,7 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rank", type=int, default=32, help="shared factors of --data lowrank (default 32)")
     p.add_argument("--pool-factor", type=float, default=10.0, help="candidates per grown edge (default 10)")
     p.add_argument("--dim", type=int, default=128, help="search subspace dimension of mode approx (default 128)")
-    p.add_argument("--modes", nargs="+", default=["approx:faiss", "approx:torch", "pool", "pool-uniform"])
+    p.add_argument("--modes", nargs="+", default=list(MODES),
+                   help="modes to compare with exact; approx:BACKEND picks search_backend (threshold = auto, the "
+                        "global threshold search; torch = per-neuron lists; faiss = IVF lists)")
     p.add_argument("--threads", type=int, default=2, help="torch (and FAISS) threads (default 2)")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--quick", action="store_true", help="small sizes, to check that the benchmark runs")

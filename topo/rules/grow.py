@@ -106,10 +106,10 @@ class CosineGrow(_ScoredGrow):
     mode : {"exact", "approx", "pool", "pool-uniform"}
         ``"exact"`` ranks every free position in blocks of at most
         ``block_bytes`` of scores; ``"approx"`` finds candidates by a
-        similarity search (blocked products, or FAISS inverted files) in a
-        subspace of the activations and ranks them exactly, sub-quadratic
-        with high recall of the exact ranking (``pool_factor`` sets the
-        candidates per neuron); ``"pool-uniform"`` ranks a uniform random pool of
+        similarity search in a subspace of the activations (a global
+        threshold on blocked products, the ``2·k`` best estimates) and ranks
+        them exactly, sub-quadratic with high recall of the exact ranking;
+        ``"pool-uniform"`` ranks a uniform random pool of
         ``pool_factor · n`` free positions, ``O(pool · samples)``;
         ``"pool"`` ranks a pool of the same size laid out as random
         row-group × column-group blocks, scored by dense products (see
