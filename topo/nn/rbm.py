@@ -39,7 +39,7 @@ from ..errors import ParameterError, ParameterTypeError, TopologyFormatError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
-from . import kernels
+from . import cd_kernels, kernels
 from .functional import _edge_grad, _spmm
 from .init import check_init
 from .linear import SparseLinear
@@ -237,6 +237,8 @@ class SparseRBM(nn.Module):
         v = self._check(v)
         k = _check_k(k)
         vt = v.t().contiguous()
+        if self._fused(vt, chain):
+            return self._cd_fused(vt, k, generator, None if chain is None else self._check(chain, "chain"))
         # In-place activations on the fresh product outputs: at SET densities the element-wise passes,
         # not the sparse products, are most of a step's time.
         h0 = self._hidden_t(vt).sigmoid_()
@@ -260,6 +262,25 @@ class SparseRBM(nn.Module):
         _set_grad(self.hidden_bias, hk.mean(1) - h0.mean(1))
         _set_grad(self.visible_bias, vk.mean(1) - vt.mean(1))
         return float(recon), vk.t()
+
+    def _fused(self, vt: torch.Tensor, chain) -> bool:
+        """Whether the fused CPU step (:mod:`topo.nn.cd_kernels`) runs this CD step."""
+        lin = self.linear
+        return (self.visible == "bernoulli" and lin.active_backend != "dense"
+                and cd_kernels.supports(vt, lin.weight, *(() if chain is None else (chain,)))
+                and max(self.n_hidden, self.n_visible) * max(vt.shape[1], 0 if chain is None else len(chain)) < 2**32)
+
+    def _cd_fused(self, vt: torch.Tensor, k: int, generator, chain) -> tuple[float, torch.Tensor]:
+        lin = self.linear
+        crow, col = lin.csr_structure().host()[:2]
+        ct = None if chain is None else chain.t().contiguous()
+        keys = cd_kernels.keys_from(generator, 2 * k + (chain is not None))
+        r = cd_kernels.cd_step(crow, col, lin.weight.detach(), self.hidden_bias.detach(),
+                               self.visible_bias.detach(), vt, keys, k, ct)
+        _set_grad(lin.weight, r.grad_w)
+        _set_grad(self.hidden_bias, r.grad_hidden)
+        _set_grad(self.visible_bias, r.grad_visible)
+        return r.recon, r.vk_t.t()
 
     # -- scores --------------------------------------------------------------------------------
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
