@@ -236,9 +236,11 @@ class SparseRBM(nn.Module):
         """
         v = self._check(v)
         k = _check_k(k)
+        if chain is not None:
+            chain = self._check(chain, "chain")
+        if self._fused(v, chain):
+            return self._cd_fused(v, k, generator, chain)
         vt = v.t().contiguous()
-        if self._fused(vt, chain):
-            return self._cd_fused(vt, k, generator, None if chain is None else self._check(chain, "chain"))
         # In-place activations on the fresh product outputs: at SET densities the element-wise passes,
         # not the sparse products, are most of a step's time.
         h0 = self._hidden_t(vt).sigmoid_()
@@ -263,20 +265,19 @@ class SparseRBM(nn.Module):
         _set_grad(self.visible_bias, vk.mean(1) - vt.mean(1))
         return float(recon), vk.t()
 
-    def _fused(self, vt: torch.Tensor, chain) -> bool:
+    def _fused(self, v: torch.Tensor, chain) -> bool:
         """Whether the fused CPU step (:mod:`topo.nn.cd_kernels`) runs this CD step."""
         lin = self.linear
-        return (self.visible == "bernoulli" and lin.active_backend != "dense"
-                and cd_kernels.supports(vt, lin.weight, *(() if chain is None else (chain,)))
-                and max(self.n_hidden, self.n_visible) * max(vt.shape[1], 0 if chain is None else len(chain)) < 2**32)
+        rows = max(self.n_hidden, self.n_visible) * (max(len(v), 0 if chain is None else len(chain)) + 8)
+        return (self.visible == "bernoulli" and lin.active_backend != "dense" and rows < 2**32
+                and cd_kernels.supports(v, lin.weight, *(() if chain is None else (chain,))))
 
-    def _cd_fused(self, vt: torch.Tensor, k: int, generator, chain) -> tuple[float, torch.Tensor]:
+    def _cd_fused(self, v: torch.Tensor, k: int, generator, chain) -> tuple[float, torch.Tensor]:
         lin = self.linear
-        crow, col = lin.csr_structure().host()[:2]
-        ct = None if chain is None else chain.t().contiguous()
         keys = cd_kernels.keys_from(generator, 2 * k + (chain is not None))
-        r = cd_kernels.cd_step(crow, col, lin.weight.detach(), self.hidden_bias.detach(),
-                               self.visible_bias.detach(), vt, keys, k, ct)
+        r = cd_kernels.cd_step(lin.csr_structure().host(), lin.weight.detach(), self.hidden_bias.detach(),
+                               self.visible_bias.detach(), v.contiguous(), keys, k,
+                               None if chain is None else chain.contiguous())
         _set_grad(lin.weight, r.grad_w)
         _set_grad(self.hidden_bias, r.grad_hidden)
         _set_grad(self.visible_bias, r.grad_visible)
