@@ -1,30 +1,34 @@
 """Fused CPU kernels for one contrastive-divergence step of a :class:`~topo.nn.SparseRBM`.
 
 At SET densities the unfused CD step (five CSR products, ``torch.rand`` for every
-sample, ``sigmoid_`` passes) spends most of its time on element-wise work and on
-re-reading the ``(units, batch)`` states from memory. Here a step is a few passes:
+sample, ``sigmoid_`` passes, intermediate tensors) spends most of its time on
+element-wise work and on re-reading the ``(units, batch)`` states. Here a CD-1
+step is three passes over the edges, with no intermediate torch tensors:
 
-* a *hidden pass* over the CSR rows of ``W`` (hidden units): the row's
+* a *hidden pass* over the CSR rows of ``W`` (hidden units ``r``): the row's
   pre-activation ``W[r] x + c[r]`` over the batch, its sigmoid, optionally a
   Bernoulli sample of it, and — while the row's source states are still in L1 —
-  the edge statistics ``g[e] += scale · Σ_b h[r, b] x[src, b]`` and the scatter
-  ``m[src] += W[e] · s[r]`` (the ``Wᵀ h`` product) in one loop over the row's edges;
-* a *visible pass*: ``p = σ(m + b)``, the reconstruction error against the data
-  and a Bernoulli sample of ``p``, written over ``m``.
+  the edge statistics ``g[e] (+)= scale · Σ_b h[r, b] x[src(e), b]``;
+* a *visible pass* over the rows of ``Wᵀ``: ``p = σ(Wᵀ[i] s + b[i])`` from the
+  hidden sample ``s``, the reconstruction error against the data and a Bernoulli
+  sample of ``p``.
 
-CD-1 is hidden pass (data: statistics, sample, scatter) → visible pass → hidden
-pass (reconstruction: statistics); CD-k and persistent CD chain more passes.
+CD-1 is hidden pass (data: statistics, sample) → visible pass → hidden pass
+(reconstruction: statistics); CD-k and persistent CD chain more passes. Binary
+states (every sample, and the data when it is 0/1) are stored as bytes, a
+quarter of the memory traffic; the batch is padded to whole 8-lane vectors.
 
 Samples come from a counter-based generator: the uniform of element ``i`` of a
-pass is a keyed 32-bit hash of ``i`` (two rounds of Wellons' ``lowbias32`` with
-two 32-bit keys), its top 24 bits scaled to ``[0, 1)``. The keys (two per
-sampling pass) are drawn from the caller's ``torch.Generator``, so the same
-seed gives the same step, the thread count does not change the samples, and no
-global state is touched. Hash and sigmoid (range reduction + degree-7
-polynomial for ``exp``, relative error < 2e-7) are plain integer/float
-arithmetic that LLVM vectorises with AVX2 (numba without SVML would call
-``exp`` per element). Only float32 states are handled; the caller falls back to
-the unfused step otherwise.
+pass is a keyed 32-bit hash of ``i`` (two rounds of Wellons' ``lowbias32``
+mixer, each after XOR with one of the pass's two 32-bit keys), its top 24 bits
+scaled to ``[0, 1)``. The keys (two per sampling pass) are drawn from the
+caller's ``torch.Generator``, so the same seed gives the same step, the thread
+count changes nothing (every value is computed by one thread in a fixed order),
+and no global state is touched. Hash and sigmoid (range reduction + degree-7
+polynomial for ``exp``, relative error < 3e-7, saturating for large ``|x|``)
+are integer/float arithmetic that LLVM vectorises with AVX2 (numba without SVML
+would call ``exp`` per element). Only float32 is handled; :class:`SparseRBM`
+runs its unfused step otherwise.
 """
 
 from __future__ import annotations
@@ -258,8 +262,8 @@ def keys_from(generator: torch.Generator | None, passes: int) -> np.ndarray:
 def uniforms(k0: int, k1: int, n: int) -> np.ndarray:
     """The first ``n`` uniforms of the stream keyed ``(k0, k1)``: element ``i`` of a pass samples ``u[i] < p``.
 
-    A hidden pass numbers its elements ``row · batch + column`` of the ``(n_hidden, batch)`` states,
-    a visible pass those of ``(n_visible, batch)``.
+    A pass numbers its elements ``unit · padded + column`` of its ``(units, batch)`` states,
+    ``padded`` the batch rounded up to a multiple of 8 (see :func:`cd_step`).
 
     Examples
     --------
