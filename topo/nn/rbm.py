@@ -233,6 +233,12 @@ class SparseRBM(nn.Module):
 
         Statistics are probabilities of the hidden units (data and model phase) and
         samples of the visible units of the chain, each averaged over its own batch.
+
+        On CPU in float32 with Bernoulli visible units (and topo's numba kernels, a
+        non-dense backend) the step runs fused (:mod:`topo.nn.cd_kernels`); its samples
+        come from a counter-based generator keyed by draws from ``generator``, not from
+        ``torch.rand``: the same seed gives the same step, but another stream than the
+        unfused path (float64, CUDA, Gaussian units) draws.
         """
         v = self._check(v)
         k = _check_k(k)
