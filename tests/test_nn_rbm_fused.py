@@ -110,6 +110,25 @@ def test_fused_step_only_where_it_applies():
         assert not _rbm()._fused(v, None)
     finally:
         kernels.set_enabled(prev)
+    prev = cd_kernels.set_enabled(False)
+    try:
+        rbm = _rbm()
+        assert not rbm._fused(v, None)
+        # Off, float32 runs the unfused step: its samples are torch.rand's (the dense reference's draws).
+        v = (torch.rand(6, 50, generator=torch.Generator().manual_seed(2)) > 0.5).float()
+        rbm.contrastive_divergence(v, generator=torch.Generator().manual_seed(5))
+        g = torch.Generator().manual_seed(5)
+        W, b, c = rbm.linear.to_dense(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
+        h0 = torch.sigmoid(v @ W.t() + c)
+        hs = (torch.rand(h0.t().shape, generator=g).t() < h0).float()
+        m = torch.sigmoid(hs @ W + b)
+        vs = (torch.rand(m.t().shape, generator=g).t() < m).float()
+        hk = torch.sigmoid(vs @ W.t() + c)
+        ei = rbm.linear.edge_index
+        torch.testing.assert_close(rbm.linear.weight.grad, (-(h0.t() @ v - hk.t() @ vs) / 6)[ei[1], ei[0]])
+    finally:
+        cd_kernels.set_enabled(prev)
+    assert _rbm()._fused(v, None)
 
 
 def test_same_seed_same_step_and_thread_count_changes_nothing():

@@ -33,6 +33,7 @@ runs its unfused step otherwise.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -40,9 +41,10 @@ import torch
 
 from . import kernels
 
-__all__ = ["CDResult", "supports", "cd_step", "uniforms", "keys_from"]
+__all__ = ["CDResult", "supports", "set_enabled", "cd_step", "uniforms", "keys_from"]
 
 _compiled = None
+_ENABLED = os.environ.get("TOPO_FUSED_CD", "1") != "0"
 
 
 def _build():
@@ -247,9 +249,25 @@ def _kernels():
     return _compiled
 
 
+def set_enabled(flag: bool) -> bool:
+    """Switch the fused step on or off for this process (``TOPO_FUSED_CD=0``: off); return the previous setting.
+
+    Off, :meth:`SparseRBM.contrastive_divergence` runs its unfused step (topo's CSR
+    kernels and ``torch.rand``) for float32 too.
+
+    Examples
+    --------
+    >>> previous = set_enabled(False)
+    >>> _ = set_enabled(previous)
+    """
+    global _ENABLED
+    previous, _ENABLED = _ENABLED, bool(flag)
+    return previous
+
+
 def supports(*tensors: torch.Tensor) -> bool:
-    """Whether the fused step runs on these tensors: CPU float32 and topo's numba kernels enabled."""
-    return kernels.enabled() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    """Whether the fused step runs on these tensors: CPU float32, the step and topo's numba kernels enabled."""
+    return _ENABLED and kernels.enabled() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def keys_from(generator: torch.Generator | None, passes: int) -> np.ndarray:
