@@ -39,7 +39,7 @@ from ..errors import ParameterError, ParameterTypeError, TopologyFormatError
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from ..graph.topology import Topology
-from . import kernels
+from . import cd_kernels, kernels
 from .functional import _edge_grad, _spmm
 from .init import check_init
 from .linear import SparseLinear
@@ -233,9 +233,19 @@ class SparseRBM(nn.Module):
 
         Statistics are probabilities of the hidden units (data and model phase) and
         samples of the visible units of the chain, each averaged over its own batch.
+
+        On CPU in float32 with Bernoulli visible units (and topo's numba kernels, a
+        non-dense backend) the step runs fused (:mod:`topo.nn.cd_kernels`); its samples
+        come from a counter-based generator keyed by draws from ``generator``, not from
+        ``torch.rand``: the same seed gives the same step, but another stream than the
+        unfused path (float64, CUDA, Gaussian units) draws.
         """
         v = self._check(v)
         k = _check_k(k)
+        if chain is not None:
+            chain = self._check(chain, "chain")
+        if self._fused(v, chain):
+            return self._cd_fused(v, k, generator, chain)
         vt = v.t().contiguous()
         # In-place activations on the fresh product outputs: at SET densities the element-wise passes,
         # not the sparse products, are most of a step's time.
@@ -260,6 +270,24 @@ class SparseRBM(nn.Module):
         _set_grad(self.hidden_bias, hk.mean(1) - h0.mean(1))
         _set_grad(self.visible_bias, vk.mean(1) - vt.mean(1))
         return float(recon), vk.t()
+
+    def _fused(self, v: torch.Tensor, chain) -> bool:
+        """Whether the fused CPU step (:mod:`topo.nn.cd_kernels`) runs this CD step."""
+        lin = self.linear
+        rows = max(self.n_hidden, self.n_visible) * (max(len(v), 0 if chain is None else len(chain)) + 8)
+        return (self.visible == "bernoulli" and lin.active_backend != "dense" and rows < 2**32
+                and cd_kernels.supports(v, lin.weight, *(() if chain is None else (chain,))))
+
+    def _cd_fused(self, v: torch.Tensor, k: int, generator, chain) -> tuple[float, torch.Tensor]:
+        lin = self.linear
+        keys = cd_kernels.keys_from(generator, 2 * k + (chain is not None))
+        r = cd_kernels.cd_step(lin.csr_structure().host(), lin.weight.detach(), self.hidden_bias.detach(),
+                               self.visible_bias.detach(), v.contiguous(), keys, k,
+                               None if chain is None else chain.contiguous())
+        _set_grad(lin.weight, r.grad_w)
+        _set_grad(self.hidden_bias, r.grad_hidden)
+        _set_grad(self.visible_bias, r.grad_visible)
+        return r.recon, r.vk_t.t()
 
     # -- scores --------------------------------------------------------------------------------
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
