@@ -14,9 +14,11 @@ DEFAULTS = {"hidden": "1000,1000,1000", "epsilon": None, "density": None, "rule"
             "task": "classify", "loss": None, "noise": 0.0, "update_every": None, "update_until": None,
             "zeta_decay": None, "mode": "exact", "patience": 40, "max_samples": 4096,
             "val_fraction": 0.0, "patience_epochs": None}
+DEFAULTS["lr_density_power"] = "auto"  # resolved per rule (factory.RECIPES); a number in config.json
 DEFAULTS["history_weights"] = "all"  # which updates history.npz stores weights of (topo.graph.history)
 # What runs written before the "auto" recipes (and without these keys in config.json) trained with.
-_LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False}
+_LEGACY = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "standardize": False,
+           "lr_density_power": 0.0}
 #: The evolution schedule a rule means when no flag says otherwise: RigL's paper (ΔT = 100 steps,
 #: T_end = 0.75, cosine decay of α = 0.3); SET and the others: every epoch but the last, constant ζ.
 SCHEDULES = {"rigl": {"update_every": "100", "update_until": 0.75, "zeta_decay": "cosine"}}
@@ -63,9 +65,18 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default 10); with --resume, more extends the run")
     p.add_argument("--batch-size", type=int, help="mini-batch size (default 128)")
     p.add_argument("--lr", type=float, help="learning rate (default 0.01)")
+    p.add_argument("--lr-density-power", type=_power, metavar="P",
+                   help="each sparse layer's weights learn at lr·density^-P (topo.nn.param_groups; biases and "
+                        "dense layers at lr): 0 is plain lr, 1 moves a sparse neuron's pre-activation per step as "
+                        "far as a dense one's; default auto: 0.5 for set/static (SET's ~4%%-dense layers at 5× "
+                        "lr), 0 otherwise")
     p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 2e-4)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (default 2e-4): torch's L2 penalty for sgd "
+                                                      "and adam; for sgdw the fraction taken off every value "
+                                                      "per step")
+    p.add_argument("--optimizer", choices=("sgd", "sgdw", "adam"),
+                   help="sgd (default), sgdw (SGD with SET's decoupled decay w -= wd*w each step, as SET's "
+                        "code; topo.train.SGDW) or adam")
     p.add_argument("--dropout", type=float, help="dropout after hidden activations (default 0.3)")
     p.add_argument("--activation", help=f"{', '.join(ACTIVATIONS.names())}; allrelu[:ALPHA] is SET's alternating "
                                         "leaky ReLU (Curci et al. 2021; α 0.6 by default); default auto: allrelu "
@@ -133,6 +144,21 @@ def _run_files() -> tuple:
     return (RunDir.CONFIG, RunDir.METRICS, RunDir.TOPOLOGY, RunDir.HISTORY, RunDir.CHECKPOINT)
 
 
+def _power(text: str):
+    """``--lr-density-power``: ``auto`` or a non-negative finite number."""
+    import math
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative finite number, got {text!r}")
+    return value
+
+
 def _settings(args) -> dict:
     """The run's settings: defaults + explicit arguments, or config.json + allowed changes on --resume."""
     from ..errors import ParameterError
@@ -176,7 +202,8 @@ def _settings(args) -> dict:
 
 
 #: QuickSelection's DAE (Atashgahi et al. 2022; topo.nn.SparseDAE's defaults), where no flag says otherwise.
-_DAE = {"noise": 0.2, "dropout": 0.2, "init": "normal:0.1", "regrow_init": "zeros", "task": "reconstruct"}
+_DAE = {"noise": 0.2, "dropout": 0.2, "init": "normal:0.1", "regrow_init": "zeros", "task": "reconstruct",
+        "lr_density_power": 0.0}
 
 
 def _dae_settings(s: dict, given: dict) -> None:
@@ -200,7 +227,7 @@ def _check_saved(s: dict, path) -> None:
             ok, want = value is None or isinstance(value, str), "a string or null"
         elif key == "patience_epochs":
             ok, want = value is None or (isinstance(value, int) and not isinstance(value, bool)), "an integer or null"
-        elif key in ("epsilon", "density", "zeta", "update_until"):
+        elif key in ("epsilon", "density", "zeta", "update_until", "lr_density_power"):
             ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
             want = "a number or null"
         elif isinstance(default, bool):
@@ -361,7 +388,8 @@ def _train(args) -> int:
               "rule": s["rule"], "zeta": None if rule is None else rule.zeta, "command": "train",
               "out": str(args.out)}
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], momentum=s["momentum"],
-                      weight_decay=s["weight_decay"], evolver=evolver, epochs=s["epochs"],
+                      lr_density_power=s["lr_density_power"], weight_decay=s["weight_decay"], evolver=evolver,
+                      epochs=s["epochs"],
                       batch_size=s["batch_size"], seed=s["seed"], device=torch.device(s["device"]),
                       out_dir=args.out, resume=args.resume, progress=not args.quiet and main, run_config=config,
                       task=task, loss=s["loss"], val_fraction=s["val_fraction"],

@@ -115,7 +115,7 @@ def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: i
                 raise ParameterError(f"{what} gives layer {k} ({n_in}->{n_out}) {e} edges, fewer than its {n_out} "
                                      f"output neurons: {n_out - e} or more of them get no input and the network "
                                      f"cannot learn; raise it, or pass --force to train anyway")
-    slot = "sgd-momentum" if optimizer == "sgd" else optimizer if optimizer in ("adam", "adamw") else "adam"
+    slot = "sgd-momentum" if optimizer in ("sgd", "sgdw") else optimizer if optimizer in ("adam", "adamw") else "adam"
     est = estimate_memory(sizes, epsilon=None if dense else epsilon, density=1.0 if dense else density,
                           batch=batch, optimizer=slot, dropout=dropout, evolve=not (dense or rule == "static"),
                           backend="dense" if dense else backend, device=str(device))

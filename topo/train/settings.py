@@ -15,7 +15,7 @@ from ..graph import History
 __all__ = ["OPTIMIZERS", "NonFiniteLossError", "check_settings", "make_optimizer", "as_xy", "check_labels",
            "model_dtype", "first_non_finite", "num_edges", "model_topology", "history_upto", "dist_info"]
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "sgdw", "adam")
 
 
 class NonFiniteLossError(TopoError, FloatingPointError):
@@ -48,8 +48,8 @@ def check_settings(t) -> None:
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "epochs" else 1):
             raise ParameterError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
                                  f"integer, got {v!r}")
-    for name in ("lr", "momentum", "weight_decay"):
-        v = getattr(t, name)
+    for name in ("lr", "momentum", "weight_decay", "lr_density_power"):
+        v = getattr(t, name, 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                 or (name == "lr" and v == 0):
             raise ParameterError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "
@@ -76,13 +76,23 @@ def check_settings(t) -> None:
         raise ParameterError(f"noise must be a non-negative finite number (std of the input noise), got {noise!r}")
 
 
-def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float):
-    """``"sgd"`` (with momentum and weight decay), ``"adam"``, an optimizer instance, or ``factory(params)``."""
+def make_optimizer(spec, model: nn.Module, lr: float, momentum: float, weight_decay: float, power: float = 0.0):
+    """``"sgd"`` (momentum, L2 weight decay), ``"sgdw"`` (momentum, SET's decoupled decay: :class:`SGDW`),
+    ``"adam"``, an optimizer instance, or ``factory(params)``."""
     if isinstance(spec, torch.optim.Optimizer):
         return spec
-    params = model.parameters()
+    if power:
+        from ..nn.param_groups import param_groups
+
+        params = param_groups(model, lr, power)
+    else:
+        params = model.parameters()
     if spec == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if spec == "sgdw":
+        from .sgdw import SGDW
+
+        return SGDW(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if spec == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     made = spec(params)

@@ -53,7 +53,8 @@ from .validation import check_patience, check_val_fraction, epochs_without_impro
 __all__ = ["Trainer", "NonFiniteLossError"]
 
 # Trainer settings a resumed run must share with the checkpoint to continue the same run.
-_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed", "task", "noise", "val_fraction")
+_RESUME_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "seed", "task", "noise", "val_fraction",
+                "lr_density_power")
 # What a run's topology.npz says about itself: a graph, not a model.
 _TOPOLOGY_NOTE = {"biases": False, "note": "edges and weights only: no biases, activations or dropout; the "
                   "whole model is " + RunDir.MODEL + " in the same run directory (topo.load_model(run_dir))"}
@@ -69,12 +70,19 @@ class Trainer:
         classes (``task="classify"``), a reconstruction of ``X`` (``k = features``)
         or ``k`` regression targets; typically a :class:`topo.nn.SparseMLP`.
         Dropout lives in the model.
-    optimizer : {"sgd", "adam"}, torch.optim.Optimizer or callable
-        ``"sgd"`` is SGD with ``momentum`` and ``weight_decay``; ``"adam"`` uses
+    optimizer : {"sgd", "sgdw", "adam"}, torch.optim.Optimizer or callable
+        ``"sgd"`` is SGD with ``momentum`` and ``weight_decay`` as torch's L2
+        penalty; ``"sgdw"`` is :class:`topo.train.SGDW`, SGD whose decay is SET's
+        ``w ← (1 − weight_decay)·w`` per step (not scaled by ``lr``); ``"adam"`` uses
         ``weight_decay`` (L2). An optimizer instance must be built on
         ``model.parameters()``; a callable gets the parameters and returns one.
     lr, momentum, weight_decay : float
         SET's reference values by default.
+    lr_density_power : float
+        The named optimizers give each :class:`~topo.nn.SparseLinear` weight
+        ``lr · density^(−lr_density_power)`` (:func:`topo.nn.param_groups`;
+        biases and dense layers keep ``lr``); 0 (default) is plain ``lr``.
+        ``topo train --rule set`` uses 0.5.
     evolver : topo.Evolver, optional
         Rewires the model after each epoch but the last (``evolver.step``); its
         time is reported as ``evolve_seconds``. ``None`` keeps the topology fixed.
@@ -170,8 +178,10 @@ class Trainer:
                  seed: int | None = 0, device="cpu", out_dir: str | os.PathLike | None = None,
                  resume: bool = False, progress: bool = True, loss: Callable | str | None = None,
                  run_config: dict | None = None, task: str = "classify", noise: float = 0.0,
-                 val_fraction: float = 0.0, patience_epochs: int | None = None) -> None:
+                 val_fraction: float = 0.0, patience_epochs: int | None = None,
+                 lr_density_power: float = 0.0) -> None:
         self.model, self.optimizer, self.lr, self.momentum = model, optimizer, lr, momentum
+        self.lr_density_power = lr_density_power
         self.weight_decay, self.evolver, self.epochs, self.batch_size = weight_decay, evolver, epochs, batch_size
         self.seed, self.device, self.out_dir, self.resume = seed, device, out_dir, resume
         self.progress, self.loss, self.run_config = progress, loss, run_config
@@ -226,7 +236,8 @@ class Trainer:
             else None
         self.model.to(self.device_)
         self._check_targets()
-        self.optimizer_ = make_optimizer(self.optimizer, self.model, self.lr, self.momentum, self.weight_decay)
+        self.optimizer_ = make_optimizer(self.optimizer, self.model, self.lr, self.momentum, self.weight_decay,
+                                         self.lr_density_power)
         self._attach_evolver()
         self._shuffle = torch.Generator()
         self._rows: list[dict] = []
@@ -511,6 +522,7 @@ class Trainer:
                 "weight_decay": float(self.weight_decay), "batch_size": int(self.batch_size),
                 "seed": self.seed_, "epochs": int(self.epochs), "task": self.task, "noise": float(self.noise),
                 "val_fraction": float(self.val_fraction), "patience_epochs": self.patience_epochs,
+                "lr_density_power": float(self.lr_density_power),
                 "loss": self.loss if isinstance(self.loss, str) or self.loss is None else
                 getattr(self.loss, "__name__", type(self.loss).__name__)}
 
