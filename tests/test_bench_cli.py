@@ -35,6 +35,21 @@ def test_bench_setstep_times_new_and_old_and_they_agree(tmp_path, capsys):
     assert "load average" in capsys.readouterr().out
 
 
+def test_bench_setstep_tune_allocator_in_its_own_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"  # a subprocess: the tuning is process-wide and would stay in pytest's
+    done = subprocess.run([sys.executable, "-m", "topo", "bench", "setstep", "--edges", "20000", "--no-reference",
+                           "--later", "1", "--tune-allocator", "--json", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "(glibc allocator tuned)" in done.stdout
+    (row,) = json.loads(out.read_text())
+    assert len(row["later_cpu_s"]) == 1 and row["new_us_per_edge"] > 0
+
+
 def test_bench_analysis_runs_on_a_run_directory(tmp_path, capsys):
     from topo.bench.analysis import _write_run_dir
 

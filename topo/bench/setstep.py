@@ -107,6 +107,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="new-code steps timed after the first, on the rewired layer (default 2; 0: none)")
     p.add_argument("--no-reference", action="store_true", help="skip the old implementation (memory, time)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 keeps torch's default)")
+    p.add_argument("--tune-allocator", action="store_true",
+                   help="topo.nn.tune_cpu_allocator() first: glibc keeps freed memory, so later steps reuse "
+                        "faulted-in pages (what a long training run gets with it)")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
 
@@ -119,7 +122,12 @@ def run(args) -> int:
                              f"{args.epsilon}, {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"SET step per edge: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+    tuned = False
+    if getattr(args, "tune_allocator", False):
+        from ..nn.allocator import tune_cpu_allocator
+
+        tuned = tune_cpu_allocator()
+    print(f"SET step per edge{' (glibc allocator tuned)' if tuned else ''}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"warm-up (numba kernels, a 20k-edge step): {_warm_up():.2f} s CPU")

@@ -120,7 +120,7 @@ def _dense_layers(sizes: Sequence[int], activation: str, dropout: float) -> nn.S
 #: rules keep the settings their own studies were tuned with (ε = 1 cosine rules do not train from a
 #: dense-fan start: docs/results.md §2); the dense MLP is an ordinary torch MLP with ReLU.
 #: ``lr_density_power`` 0.5 gives SET's 4 %-dense layers 5× the learning rate (topo.nn.param_groups):
-#: at lr 0.01 they are still climbing after 10 epochs; +1.9 points on Fashion-MNIST (docs/results.md §7).
+#: at lr 0.01 they are still climbing after 10 epochs; +1.9 points on Fashion-MNIST, 3 seeds (docs/results.md §7).
 _SET_CODE = {"activation": "allrelu", "init": "kaiming_uniform_dense", "regrow_init": "kaiming_uniform_dense",
              "lr_density_power": 0.5}
 _OTHER = {"activation": "relu", "init": "kaiming_uniform", "regrow_init": "zeros", "lr_density_power": 0.0}
