@@ -127,8 +127,9 @@ def run(args) -> int:
         from ..nn.allocator import tune_cpu_allocator
 
         tuned = tune_cpu_allocator()
-    print(f"SET step per edge{' (glibc allocator tuned)' if tuned else ''}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average "
+    tag = " (glibc allocator tuned)" if tuned else ""
+    print(f"SET step per edge{tag}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"warm-up (numba kernels, a 20k-edge step): {_warm_up():.2f} s CPU")
     print(f"{'edges':>12} {'n':>10} {'new s':>8} {'new cpu':>8} {'us/edge':>8} {'old s':>8} {'old cpu':>8} "
