@@ -49,7 +49,7 @@ def check_settings(t) -> None:
             raise ParameterError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
                                  f"integer, got {v!r}")
     for name in ("lr", "momentum", "weight_decay", "lr_density_power"):
-        v = getattr(t, name, 0.0)
+        v = getattr(t, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                 or (name == "lr" and v == 0):
             raise ParameterError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} "

@@ -79,9 +79,10 @@ class Trainer:
     lr, momentum, weight_decay : float
         SET's reference values by default.
     lr_density_power : float
-        The named optimizers give each :class:`~topo.nn.SparseLinear` weight
-        ``lr · density^(−lr_density_power)`` (:func:`topo.nn.param_groups`;
-        biases and dense layers keep ``lr``); 0 (default) is plain ``lr``.
+        The named optimizers (and a factory, which then gets parameter groups) give
+        each :class:`~topo.nn.SparseLinear` weight ``lr · density^(−lr_density_power)``
+        (:func:`topo.nn.param_groups`; biases and dense layers keep ``lr``); 0
+        (default) is plain ``lr``; an optimizer instance keeps its own groups.
         ``topo train --rule set`` uses 0.5.
     evolver : topo.Evolver, optional
         Rewires the model after each epoch but the last (``evolver.step``); its
