@@ -125,7 +125,7 @@ def test_first_use_keeps_the_torch_thread_setting():
     assert out.split() == ["1", "1"]
 
 
-@pytest.mark.parametrize("shape", [(37, 5), (128, 200), (3, 1), (1, 4)])
+@pytest.mark.parametrize("shape", [(37, 5), (128, 200), (3, 1), (1, 4), (784, 128), (1001, 130), (50, 16), (65, 33)])
 def test_contiguous_rows_of_any_layout(shape, threads):
     base = torch.randn(shape[1], shape[0] + 3, dtype=torch.float64)
     for d in (base[:, : shape[0]].t(),                           # transposed view of a padded row-major array
