@@ -136,7 +136,7 @@ def _build():
         # reads src as 16 sequential streams (prefetch-friendly when src is not in cache).
         n, m = src.shape
         t = 16
-        bands = 4
+        bands = max(1, min(8, m // 1000))
         band = ((m + bands - 1) // bands + t - 1) // t * t
         for task in prange(((n + t - 1) // t) * bands):
             i0 = (task // bands) * t
