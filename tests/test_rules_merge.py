@@ -265,3 +265,37 @@ def test_layer_graph_key_cache_follows_its_edges():
         LayerGraph.from_keys(3, 2, torch.tensor([1, 6]))
     with pytest.raises(topo.errors.TopologyError, match="duplicate"):
         LayerGraph.from_keys(3, 2, torch.tensor([4, 1, 4]))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_split_into_writes_the_index_rows_of_sorted_keys(compiled, dtype):
+    rng = np.random.default_rng(3)
+    for n_in, n_out, n in ((1, 50, 20), (7, 9, 40), (1000, 3000, 1_200_000), (5, 4, 0)):
+        keys = np.sort(rng.choice(n_in * n_out, size=n, replace=False)).astype(np.int64)
+        src, dst = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
+        keyset.split_into(torch.from_numpy(keys), n_in, src, dst)
+        assert src.numpy().tolist() == (keys % n_in).tolist() and dst.numpy().tolist() == (keys // n_in).tolist()
+
+
+def test_a_keys_only_layer_splits_its_rows_when_asked(compiled):
+    keys = torch.tensor([1, 3, 5, 11])
+    g = LayerGraph._trusted_keys(3, 4, keys, torch.tensor([0.5, -1.0, 2.0, 3.0]))
+    assert g.num_edges == 4 and g.keys() is keys and g._keys_only  # neither splits the rows
+    c = g.copy()
+    assert c._keys_only and c.keys() is not keys and c == g
+    assert (g.src.tolist(), g.dst.tolist()) == ([1, 0, 2, 2], [0, 1, 1, 3]) and not g._keys_only
+    g.src[0] = 0  # the split rows are the layer now: keys follow them
+    assert g.keys().tolist() == [0, 3, 5, 11] and c.keys().tolist() == [1, 3, 5, 11]
+    assert g.with_weight(None).weight is None and g.in_degree().tolist() == [1, 2, 0, 1]
+
+
+def test_evolution_hands_keys_only_layers_and_the_module_rows_match(compiled):
+    lin = topo.nn.SparseLinear(40, 30, density=0.2, seed=0)
+    g = lin.layer_graph()
+    assert g._keys_only
+    assert torch.equal(g.src, lin.edge_index[0].long()) and torch.equal(g.dst, lin.edge_index[1].long())
+    r = SET(0.3)(lin.layer_graph(), 1)
+    assert r.graph._keys_only  # the rule never split the kept edges or the result
+    lin.rewire(r.graph)
+    assert lin.edge_index.dtype == torch.int32
+    assert (lin.edge_index[1].long() * 40 + lin.edge_index[0].long()).tolist() == r.graph.keys().tolist()

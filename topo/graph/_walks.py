@@ -157,6 +157,20 @@ def kernels():
                 i += 1
 
     @njit(**opts)
+    def split_sorted(keys, n_in, src, dst):  # pragma: no cover - compiled
+        # Increasing keys dst * n_in + src into index rows of any integer dtype: dst only grows, so it is
+        # found by stepping row bounds forward, never by a 64-bit division per edge.
+        d = 0
+        hi = n_in
+        for i in range(keys.shape[0]):
+            k = keys[i]
+            while k >= hi:
+                d += 1
+                hi += n_in
+            src[i] = k - (hi - n_in)
+            dst[i] = d
+
+    @njit(**opts)
     def transpose(src, dst, crow_t, perm, col_t):  # pragma: no cover - compiled
         # The (src, dst) order of edges given in (dst, src) order: a stable counting sort by src, so each
         # source's edges keep their increasing dst. crow_t: row pointer of the transpose (n_in + 1).
@@ -175,4 +189,4 @@ def kernels():
             col_t[q] = dst[i]
 
     return {"locate": locate, "interleave": interleave, "compact": compact, "match": match, "carry": carry,
-            "apply": apply, "insert": insert, "transpose": transpose}
+            "apply": apply, "insert": insert, "split_sorted": split_sorted, "transpose": transpose}

@@ -18,7 +18,7 @@ import torch
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from ..utils.zipcheck import cut_short_length
 from .alloc import copy
-from .keyset import apply, contains, is_increasing, locate, merge, split_keys
+from .keyset import apply, contains, is_increasing, locate, merge
 from .layer import LayerGraph
 from .serialize import (
     check_keys,
@@ -123,7 +123,7 @@ def _keys_of(edges: torch.Tensor, n_in: int) -> torch.Tensor:
 
 def _topology(layers: Sequence[LayerGraph], keys_list: Sequence[torch.Tensor]) -> Topology:
     """Unweighted layers of the sizes of ``layers`` holding the sorted, checked ``keys_list``."""
-    return Topology([LayerGraph._trusted(g.n_in, g.n_out, *split_keys(k, g.n_in)) for g, k in zip(layers, keys_list)])
+    return Topology([LayerGraph._trusted_keys(g.n_in, g.n_out, k) for g, k in zip(layers, keys_list)])
 
 
 def _recover(path) -> dict | None:
@@ -327,7 +327,7 @@ class History:
         target = self.resolve_epoch(epoch)
         if target == self.epochs[-1] and self._steps:
             s = self._steps[-1]
-            last = _topology(self.initial.layers, self._last)
+            last = _topology(self.initial.layers, [k.clone() for k in self._last])  # the record stays its own
             return last.with_weights(self._clone(s.weights)) if s.weights is not None else last
         for e, t in self:
             if e == target:

@@ -24,7 +24,8 @@ from ._walks import kernels as _kernels
 from .alloc import empty
 
 __all__ = ["is_increasing", "locate", "contains", "merge", "interleave", "union", "dedupe", "split_keys",
-           "edge_list", "compact", "match", "carry", "apply", "insert", "transpose", "compiled", "set_compiled"]
+           "split_into", "edge_list", "compact", "match", "carry", "apply", "insert", "transpose", "compiled",
+           "set_compiled"]
 
 _USE_COMPILED = True
 
@@ -205,6 +206,30 @@ def split_keys(keys: torch.Tensor, n_in: int) -> tuple[torch.Tensor, torch.Tenso
     s = d * n_in
     np.subtract(k, s, out=s)
     return torch.from_numpy(s), torch.from_numpy(d)
+
+
+def split_into(keys: torch.Tensor, n_in: int, src: torch.Tensor, dst: torch.Tensor) -> None:
+    """Write ``src``/``dst`` (1-D, any integer dtype wide enough) of the strictly increasing CPU ``keys``.
+
+    Examples
+    --------
+    >>> s, d = torch.empty(3, dtype=torch.int32), torch.empty(3, dtype=torch.int32)
+    >>> split_into(torch.tensor([1, 5, 7]), 3, s, d)
+    >>> s.tolist(), d.tolist()
+    ([1, 2, 1], [0, 1, 2])
+    """
+    k = _np(keys).astype(np.int64, copy=False)
+    if compiled() and src.is_contiguous() and dst.is_contiguous():
+        _kernels()["split_sorted"](k, np.int64(n_in), src.numpy(), dst.numpy())
+        return
+    s, d = src.numpy(), dst.numpy()
+    step = 1 << 20  # in chunks: no int64 temporaries of the layer's size
+    for lo in range(0, k.size, step):
+        q = k[lo:lo + step] // n_in
+        d[lo:lo + step] = q
+        q *= n_in
+        np.subtract(k[lo:lo + step], q, out=q)
+        s[lo:lo + step] = q
 
 
 def edge_list(keys: torch.Tensor, n_in: int) -> torch.Tensor:

@@ -91,7 +91,9 @@ class LayerGraph:
     ([1, 1, 1], [1, 2])
     """
 
-    __slots__ = ("n_in", "n_out", "src", "dst", "weight", "_keys")
+    # ``_src``/``_dst`` may be ``None`` while ``_keys`` holds the keys alone: evolution builds layers from
+    # sorted keys, and most steps never look at the index rows (16 bytes per edge saved, and their writes).
+    __slots__ = ("n_in", "n_out", "_src", "_dst", "weight", "_keys")
 
     def __init__(self, n_in: int, n_out: int, src, dst, weight=None) -> None:
         n_in, n_out = _check_size(n_in, "n_in"), _check_size(n_out, "n_out")
@@ -122,7 +124,7 @@ class LayerGraph:
                     raise TopologyError(
                         f"duplicate edge (src={int(src[i])}, dst={int(dst[i])}) in a layer {n_in}->{n_out}")
         self.n_in, self.n_out = n_in, n_out
-        self.src, self.dst, self.weight = src.contiguous(), dst.contiguous(), weight
+        self._src, self._dst, self.weight = src.contiguous(), dst.contiguous(), weight
         self._keys: tuple | None = None
 
     @classmethod
@@ -136,9 +138,62 @@ class LayerGraph:
         :meth:`keys` while ``src`` and ``dst`` stay unchanged.
         """
         g = object.__new__(cls)
-        g.n_in, g.n_out, g.src, g.dst, g.weight = n_in, n_out, src, dst, weight
+        g.n_in, g.n_out, g._src, g._dst, g.weight = n_in, n_out, src, dst, weight
         g._keys = None if keys is None else (keys, src, dst, src._version, dst._version, keys._version)
         return g
+
+    @classmethod
+    def _trusted_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> LayerGraph:
+        """A layer from strictly increasing int64 ``keys`` in range; nothing is checked, and ``src``/``dst``
+        are split from the keys only when first asked for."""
+        g = object.__new__(cls)
+        g.n_in, g.n_out, g._src, g._dst, g.weight = n_in, n_out, None, None, weight
+        g._keys = (keys,)
+        return g
+
+    @property
+    def src(self) -> torch.Tensor:
+        """int64 input index of each edge, in ``(dst, src)`` order."""
+        if self._src is None:
+            self._split()
+        return self._src
+
+    @src.setter
+    def src(self, value: torch.Tensor) -> None:
+        if self._src is None:
+            self._split()
+        self._src = value
+
+    @property
+    def dst(self) -> torch.Tensor:
+        """int64 output index of each edge (non-decreasing)."""
+        if self._dst is None:
+            self._split()
+        return self._dst
+
+    @dst.setter
+    def dst(self, value: torch.Tensor) -> None:
+        if self._dst is None:
+            self._split()
+        self._dst = value
+
+    @property
+    def _keys_only(self) -> bool:
+        """Whether the index rows have not been split from the keys yet."""
+        return self._src is None
+
+    def _held_keys(self) -> torch.Tensor:
+        c = self._keys
+        assert c is not None  # a keys-only layer always holds its keys
+        return c[0]
+
+    def _split(self) -> None:
+        from .keyset import split_keys
+
+        keys = self._held_keys()
+        src, dst = split_keys(keys, self.n_in)
+        self._src, self._dst = src, dst
+        self._keys = (keys, src, dst, src._version, dst._version, keys._version)
 
     # -- construction helpers -------------------------------------------------------
     @classmethod
@@ -149,7 +204,6 @@ class LayerGraph:
         keys = torch.as_tensor(keys, dtype=torch.int64)
         n_in, n_out = _check_size(n_in, "n_in"), _check_size(n_out, "n_out")
         space = check_key_space(n_in, n_out)
-        src, dst = split_keys(keys, n_in)
         if keys.dim() == 1 and keys.numel() and is_increasing(keys) and 0 <= int(keys[0]) \
                 and int(keys[-1]) < space:
             # Strictly increasing keys inside [0, n_in * n_out) are unique and in range: no sort, no checks.
@@ -158,8 +212,8 @@ class LayerGraph:
                 if weight.shape != keys.shape:
                     raise TopologyError(f"weight has shape {tuple(weight.shape)}, expected ({keys.numel()},) "
                                         f"to match the edges")
-            return cls._trusted(n_in, n_out, src, dst, weight, keys)
-        return cls(n_in, n_out, src, dst, weight)
+            return cls._trusted_keys(n_in, n_out, keys, weight)
+        return cls(n_in, n_out, *split_keys(keys, n_in), weight)
 
     @classmethod
     def from_scipy(cls, matrix) -> LayerGraph:
@@ -173,7 +227,7 @@ class LayerGraph:
     # -- structure --------------------------------------------------------------
     @property
     def num_edges(self) -> int:
-        return int(self.src.numel())
+        return int((self._held_keys() if self._src is None else self._src).numel())
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -189,6 +243,8 @@ class LayerGraph:
 
         A graph built by evolution may hand out its cached key tensor: read it, do not modify it in place.
         """
+        if self._src is None:
+            return self._held_keys()
         c = self._keys
         if c is not None and c[1] is self.src and c[2] is self.dst and c[3:] == (
                 self.src._version, self.dst._version, c[0]._version):
@@ -250,7 +306,7 @@ class LayerGraph:
         g = self.copy()
         if weight is not None:
             weight = _as_weight(weight)
-            if weight.shape != self.src.shape:
+            if weight.shape != (self.num_edges,):
                 raise TopologyError(f"weight has shape {tuple(weight.shape)}, expected ({self.num_edges},)")
         g.weight = weight
         return g
@@ -258,9 +314,13 @@ class LayerGraph:
     def copy(self) -> LayerGraph:
         g = object.__new__(LayerGraph)
         g.n_in, g.n_out = self.n_in, self.n_out
-        g.src, g.dst = self.src.clone(), self.dst.clone()
         g.weight = None if self.weight is None else self.weight.detach().clone()
-        g._keys = None
+        if self._src is None:
+            g._src = g._dst = None
+            g._keys = (self._held_keys().clone(),)
+        else:
+            g._src, g._dst = self.src.clone(), self.dst.clone()
+            g._keys = None
         return g
 
     def __eq__(self, other) -> bool:

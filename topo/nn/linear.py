@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.alloc import copy, empty, zeros
-from ..graph.keyset import match
+from ..graph.keyset import match, split_into
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from .backends import check_backend, get_backend, resolve_backend
@@ -178,10 +179,16 @@ class SparseLinear(nn.Module):
 
     def layer_graph(self) -> LayerGraph:
         """The current edges with their current values, as a CPU :class:`~topo.LayerGraph`."""
-        ei = copy(self.edge_index.cpu(), torch.int64)  # a copy (LayerGraph holds int64)
+        ei = self.edge_index.cpu()
         # edge_index is checked wherever it is set (constructor, rewire, state-dict load): sorted by
         # (dst, src), unique, in range, so the LayerGraph needs no re-check (O(E) passes on every evolution).
-        return LayerGraph._trusted(self.in_features, self.out_features, ei[0], ei[1], copy(self.weight.cpu()))
+        # Keys alone (8 bytes per edge; src/dst are split from them if asked for): what evolution reads.
+        keys = copy(ei[1], torch.int64)
+        if keys.numel():
+            k = keys.numpy()
+            k *= np.int64(self.in_features)
+            k += ei[0].numpy()
+        return LayerGraph._trusted_keys(self.in_features, self.out_features, keys, copy(self.weight.cpu()))
 
     def to_dense(self) -> torch.Tensor:
         """The dense ``(out, in)`` weight matrix (allocates ``in · out``; for small layers and tests)."""
@@ -372,6 +379,10 @@ def _check_edge_index(ei: torch.Tensor, n_in: int, n_out: int, name: str) -> Non
 def _index_rows(graph: LayerGraph, dtype: torch.dtype) -> torch.Tensor:
     """``torch.stack([graph.src, graph.dst])`` in ``dtype``, each row converted once into its place."""
     e = graph.num_edges
+    if graph._keys_only and graph.keys().device.type == "cpu":
+        out = empty((2, e), dtype)
+        split_into(graph.keys(), graph.n_in, out[0], out[1])  # straight from the keys into the rows
+        return out
     if graph.src.device.type != "cpu":
         return torch.stack([graph.src, graph.dst]).to(dtype)
     out = empty((2, e), dtype)

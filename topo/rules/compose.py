@@ -39,6 +39,10 @@ def _zeros_like(w: torch.Tensor, n: int) -> torch.Tensor:
 def _insert(graph: LayerGraph, keys: torch.Tensor, edges: torch.Tensor, values: torch.Tensor | None) -> LayerGraph:
     """``graph`` plus the edges of the sorted ``keys`` (none of them edges yet; ``edges`` their ``[2, k]`` list),
     with ``values``: a merge, O(E)."""
+    if graph._keys_only:  # a keys-only layer (the kept edges of a step): merge keys and values alone
+        merged, at = merge(graph.keys(), keys)
+        weight = None if graph.weight is None or values is None else interleave(graph.weight, values, at)
+        return LayerGraph._trusted_keys(graph.n_in, graph.n_out, merged, weight)
     fused = insert(graph.keys(), graph.src, graph.dst, graph.weight, keys, edges, values)
     if fused is not None:
         merged, src, dst, weight = fused
@@ -182,9 +186,9 @@ class Rule:
         keys = graph.keys()
         dead = torch.from_numpy(keys.numpy()[drop.numpy()]) if keys.device.type == "cpu" else keys[drop]
         w = None if graph.weight is None else graph.weight.detach()
-        kept_src, kept_dst, kept_keys, *kept_w = compact([graph.src, graph.dst, keys] + ([] if w is None else [w]),
-                                                         drop)
-        kept = LayerGraph._trusted(n_in, graph.n_out, kept_src, kept_dst, kept_w[0] if kept_w else None, kept_keys)
+        # The kept edges as keys alone: src/dst are split from them only if the grow criterion asks.
+        kept_keys, *kept_w = compact([keys] + ([] if w is None else [w]), drop)
+        kept = LayerGraph._trusted_keys(n_in, graph.n_out, kept_keys, kept_w[0] if kept_w else None)
         context.pruned = dead
         exclude = _NO_KEYS if regrow else dead
         born = self._check_births(grow(kept, n_grow, context, exclude), n_grow, kept, exclude)
