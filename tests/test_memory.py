@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -121,3 +123,41 @@ def test_activation_checkpointing_gives_the_same_gradients_and_is_estimated_smal
     plain = estimate_memory([784, 2000, 2000, 10], epsilon=5, dropout=0.3)
     ckpt = estimate_memory([784, 2000, 2000, 10], epsilon=5, dropout=0.3, checkpoint=True)
     assert ckpt.activations < plain.activations and ckpt.parameters == plain.parameters
+
+
+def test_history_weights_decide_the_weight_copies_the_history_keeps():
+    sizes = [784, 1000, 1000, 10]
+    est = {hw: estimate_memory(sizes, epsilon=5, history_steps=6, history_weights=hw)
+           for hw in ("all", "none", "all:float16", "every:4")}
+    e = est["all"].num_edges
+    assert est["all"].history - est["none"].history == 6 * 4 * e       # six float32 copies of every weight
+    assert est["all:float16"].history - est["none"].history == 6 * 2 * e
+    assert est["every:4"].history - est["none"].history == 2 * 4 * e   # steps 4 and (the sixth, rounded up) 8
+    assert est["none"].evolution == est["all"].evolution
+    with pytest.raises(topo.errors.TopologyError, match="history weights"):
+        estimate_memory(sizes, epsilon=5, history_weights="some")
+
+
+def test_evolution_scratch_follows_a_measured_step():
+    # The estimate of one SET step's peak (largest layer's scratch plus what scales with all edges)
+    # against VmHWM around a real step of a 1M-edge layer: within a factor of two either way.
+    status = "/proc/self/status"
+    if not os.path.exists(status):
+        pytest.skip("needs Linux /proc to read the process's peak RSS")
+    lin = topo.nn.SparseLinear(100_000, 100_000, epsilon=5, seed=0)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    lin(torch.randn(4, 100_000)).sum().backward()
+    opt.step()
+    ev = topo.Evolver(lin, topo.rules.SET(0.3), optimizer=opt, seed=1, history_weights="none")
+
+    def kib(key):
+        with open(status) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key)) * 1024
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    before = kib("VmRSS")
+    ev.step(epoch=1)
+    peak = kib("VmHWM") - before
+    est = estimate_memory([100_000, 100_000], epsilon=5, history_weights="none").evolution
+    assert est / 2 < peak < est * 2, (peak, est)

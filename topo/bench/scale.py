@@ -141,7 +141,7 @@ def measure_size(neurons: int, epsilon: float = 5.0, batch: int = 32, steps: int
     out["step_after_evolve_s"] = step()[0]
     out["peak"] = _maxrss()
     est = estimate_memory(sizes, epsilon=epsilon, batch=batch, optimizer="sgd-momentum", dropout=dropout,
-                          backend=backend, history_steps=1, checkpoint=checkpoint)
+                          backend=backend, history_steps=1, history_weights=history_weights, checkpoint=checkpoint)
     out.update(est_total=est.total, est_runtime=est.runtime, est_train=est.train_peak, est_parameters=est.parameters,
                parameters=sum(p.numel() * p.element_size() for p in model.parameters()))
     return out
@@ -179,7 +179,8 @@ def run_scale(neurons=DEFAULT_NEURONS, **kwargs) -> list[dict]:
         w = hidden_width(n, depth=kwargs.get("depth", 3))
         est = estimate_memory([784] + [w] * kwargs.get("depth", 3) + [10], epsilon=kwargs.get("epsilon", 5.0),
                               batch=kwargs.get("batch", 32), backend=kwargs.get("backend", "csr"),
-                              dropout=kwargs.get("dropout", 0.0), checkpoint=kwargs.get("checkpoint", False))
+                              dropout=kwargs.get("dropout", 0.0), checkpoint=kwargs.get("checkpoint", False),
+                              history_weights=kwargs.get("history_weights", "all"))
         free = _available()
         if free is not None and est.total > 0.9 * free:
             rows.append({"neurons": n, "skipped": True, "error": f"skipped: needs ~{est.total / 2**30:.1f} GiB "

@@ -425,7 +425,8 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
         _layer_densities(sizes, s["epsilon"], s["density"])  # a bad --epsilon/--density names itself here
     preflight.check_network(sizes, s["rule"], s["epsilon"], s["density"], batch=batch, dropout=dropout,
                             optimizer=s["optimizer"], backend=s["backend"], device=device,
-                            nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume)
+                            nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume,
+                            history_weights=s.get("history_weights", "all"))
 
 
 def _check_validation(s: dict) -> None:

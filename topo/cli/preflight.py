@@ -93,7 +93,8 @@ def _read_only(path: Path) -> bool:
 
 
 def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: int, dropout: float,
-                  optimizer: str, backend: str, device, nproc: int = 1, force: bool = False) -> None:
+                  optimizer: str, backend: str, device, nproc: int = 1, force: bool = False,
+                  history_weights="all") -> None:
     """Refuse, before anything is built, a network that cannot fit in memory or has layers without edges.
 
     Memory: :func:`topo.estimate_memory` of the run (every one of ``nproc`` local
@@ -118,7 +119,7 @@ def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: i
     slot = "sgd-momentum" if optimizer in ("sgd", "sgdw") else optimizer if optimizer in ("adam", "adamw") else "adam"
     est = estimate_memory(sizes, epsilon=None if dense else epsilon, density=1.0 if dense else density,
                           batch=batch, optimizer=slot, dropout=dropout, evolve=not (dense or rule == "static"),
-                          backend="dense" if dense else backend, device=str(device))
+                          backend="dense" if dense else backend, device=str(device), history_weights=history_weights)
     # A dense MLP holds no edge indices; everything else is what a sparse one needs.
     need = est.total - (est.indices if dense else 0)
     ranks = f", times {nproc} processes" if nproc > 1 else ""

@@ -18,15 +18,16 @@ The estimate mirrors what topo allocates, component by component:
   layer, the permuted values for ``Wᵀ``, SGD's weight-decay copy of the gradients, and
   the dense matrices of layers that run on the dense backend.
 * **evolution** — the peak scratch of one evolution step: rules run layer by layer, so
-  that part scales with the *largest* layer's edges (``EVOLVE_BYTES_PER_EDGE``); recording
-  the step in the History scales with all edges (``RECORD_BYTES_PER_EDGE``). Both measured.
+  that part scales with the *largest* layer's edges (``EVOLVE_BYTES_PER_EDGE``), plus what
+  scales with all edges (``RECORD_BYTES_PER_EDGE``: the History's change lists and key update). Both measured.
 * **history** — what :class:`~topo.Evolver` keeps: its History's weighted epoch-0
-  topology, and per evolution step the births, deaths and all weights.
+  topology and running keys, and per evolution step the births, deaths and (as
+  ``history_weights`` says) the weights.
 * **runtime** — the Python interpreter with torch and topo imported, plus numba and
   the compiled kernels when csr layers run topo's CPU kernels.
 
 Training peaks at the persistent parts plus the larger of (activations + workspace)
-and evolution. ``benchmarks/bench_scale.py`` compares the estimate with measured peak RSS.
+and evolution. ``topo bench scale`` compares the estimate with measured peak RSS.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ __all__ = ["MemoryEstimate", "estimate_memory", "format_bytes", "OPTIMIZER_SLOTS
 #: Per-value optimizer state tensors.
 OPTIMIZER_SLOTS = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 #: Peak scratch of evolving one layer (SET: magnitude prune + random growth, rewire, optimizer-state
-#: remap), bytes per edge of the *largest* layer: its LayerGraph copy, keys, sort permutations, the kept
-#: and new graphs, the rewire's matching and the new edge_index. Measured (benchmarks/bench_scale.py).
-EVOLVE_BYTES_PER_EDGE = 135
-#: Peak scratch of the Evolver recording a step in its History, bytes per edge of the whole network: the
-#: model's weighted topology, the History's next topology and the weight copies. Measured.
-RECORD_BYTES_PER_EDGE = 66
+#: remap), bytes per edge of the *largest* layer: its keys and weight copy, the kept keys and values, the
+#: new keys and values, the rewire's matching, the carried values, gradient and momentum and the new
+#: int32 edge_index. Measured (VmHWM over a step, torch 2.13, 10M edges): 48-49.
+EVOLVE_BYTES_PER_EDGE = 50
+#: Scratch of the step that scales with *all* edges (the History's change lists and key update, the
+#: allocator's retained chunks of the other layers), bytes per edge of the whole network. Measured: 9-11.
+RECORD_BYTES_PER_EDGE = 10
 #: RSS of a Python process that imported torch and topo and ran a first training step (MKL, OpenMP and
 #: autograd state, allocator arenas); measured on CPU with torch 2.13: ~220 MiB after the imports, ~85 MiB more.
 RUNTIME_BYTES = 300 * 2**20
@@ -151,8 +153,8 @@ def _layer_edges(sizes, epsilon, density, output_dense) -> list[int]:
 def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=None, batch: int = 128,
                     dtype: torch.dtype = torch.float32, optimizer: str = "sgd-momentum", *, bias: bool = True,
                     output_dense: bool = False, dropout: float = 0.0, weight_decay: bool = True,
-                    evolve: bool = True, history_steps: int | None = 1, backend: str = "auto",
-                    device="cpu", checkpoint: bool = False) -> MemoryEstimate:
+                    evolve: bool = True, history_steps: int | None = 1, history_weights="all",
+                    backend: str = "auto", device="cpu", checkpoint: bool = False) -> MemoryEstimate:
     """Estimate the memory of training a SET-style sparse MLP, before building it.
 
     Parameters
@@ -177,6 +179,9 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     history_steps : int or None
         Evolution steps whose births, deaths and weights the History holds
         (``None``: none — a run without an Evolver history).
+    history_weights : str or int
+        The Evolver's ``history_weights`` (``"all"``, ``"every:K"``, ``"none"``, optionally ``":float16"``):
+        which of those steps also keep a copy of every weight, in which dtype.
     backend : str
         The layers' backend (``"auto"`` picks dense for small dense-enough layers).
     device : str
@@ -196,6 +201,7 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     >>> est.num_edges, est.parameters == 4 * (est.num_edges + 2010)
     (85680, True)
     """
+    from ..graph.history import parse_history_weights
     from ..graph.topology import check_sizes
     from .backends import check_backend, get_backend, resolve_backend
 
@@ -260,12 +266,15 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
     est.workspace = max(step_ws, opt_ws - est.activations)
     if evolve:
         n_edges = sum(edges)
-        est.evolution = max(EVOLVE_BYTES_PER_EDGE * biggest,
-                            RECORD_BYTES_PER_EDGE * n_edges if history_steps is not None else 0)
+        # Layers evolve one at a time: the largest one's scratch on top of what scales with all edges.
+        est.evolution = EVOLVE_BYTES_PER_EDGE * biggest + RECORD_BYTES_PER_EDGE * n_edges
         if history_steps is not None:
-            # The initial weighted topology and the History's running copy (int64 src/dst + value each),
-            # then per step births + deaths ([2, k] int64 with k = 0.3·E under SET) and every weight.
-            est.history = int(2 * (16 + s) * n_edges + history_steps * (2 * 16 * 0.3 + s) * n_edges)
+            hw = parse_history_weights(history_weights)
+            kept = -(-history_steps // hw.every) if hw.every else 0
+            w_s = torch.empty(0, dtype=hw.dtype).element_size()
+            # The initial topology (keys + values) and the running keys, then per step births + deaths
+            # ([2, k] int64 with k = 0.3·E under SET) and, on the steps that keep them, every weight.
+            est.history = int((16 + s) * n_edges + history_steps * 2 * 16 * 0.3 * n_edges) + kept * w_s * n_edges
     return est
 
 
