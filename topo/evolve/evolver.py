@@ -255,6 +255,7 @@ class Evolver:
             summary.append({"layer": k, "births": changes[k].births.shape[1], "deaths": changes[k].deaths.shape[1],
                             "num_edges": layer.num_edges, "zeta": zeta, "seconds": changes[k].seconds,
                             "skipped": skipped})
+            del graph, result  # this layer's keys and values copies: not held while the next layer evolves
         for k in range(len(self.layers), topo_layers):  # e.g. a dense output layer: never evolved
             summary.append({"layer": k, "births": 0, "deaths": 0, "num_edges": self.history_.initial[k].num_edges,
                             "zeta": zeta, "seconds": 0.0, "skipped": True})
