@@ -188,10 +188,15 @@ class LayerGraph:
         return c[0]
 
     def _split(self) -> None:
-        from .keyset import split_keys
+        from .alloc import empty
+        from .keyset import split_into, split_keys
 
         keys = self._held_keys()
-        src, dst = split_keys(keys, self.n_in)
+        if keys.device.type == "cpu":  # sorted keys: a walk, no division per edge
+            src, dst = empty(keys.numel(), torch.int64), empty(keys.numel(), torch.int64)
+            split_into(keys, self.n_in, src, dst)
+        else:
+            src, dst = split_keys(keys, self.n_in)
         self._src, self._dst = src, dst
         self._keys = (keys, src, dst, src._version, dst._version, keys._version)
 
