@@ -1,6 +1,7 @@
 """Training: :class:`Trainer` (the fit/evaluate loop), its strategies, settings checks and checkpoints.
 
-``trainer``     the loop, evolution between epochs, the run directory, resume
+``trainer``     the loop, evolution between epochs
+``run_files``   the trainer's run directory: checkpoints, resume, ``config.json``
 ``strategy``    how the steps run: in one process or data parallel over a process group
 ``settings``    checks of the trainer's settings, optimizers, data conversion
 ``checkpoint``  pickle-free ``checkpoint.pt`` files and the RNG states they carry
