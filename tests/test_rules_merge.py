@@ -275,6 +275,12 @@ def test_split_into_writes_the_index_rows_of_sorted_keys(compiled, dtype):
         src, dst = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
         keyset.split_into(torch.from_numpy(keys), n_in, src, dst)
         assert src.numpy().tolist() == (keys % n_in).tolist() and dst.numpy().tolist() == (keys // n_in).tolist()
+    # a sparse key space: rows skipped by the billions, and the last row of a 2**62-key layer
+    n_in, n_out = 3, 2**62 // 3
+    keys = torch.tensor([1, 5, 6, 3 * 10**12 + 2, 3 * (n_out - 1), 3 * (n_out - 1) + 2])
+    src, dst = torch.empty(6, dtype=torch.int64), torch.empty(6, dtype=torch.int64)
+    keyset.split_into(keys, n_in, src, dst)
+    assert src.tolist() == (keys % n_in).tolist() and dst.tolist() == (keys // n_in).tolist()
 
 
 def test_a_keys_only_layer_splits_its_rows_when_asked(compiled):

@@ -158,15 +158,21 @@ def kernels():
 
     @njit(**opts)
     def split_sorted(keys, n_in, src, dst):  # pragma: no cover - compiled
-        # Increasing keys dst * n_in + src into index rows of any integer dtype: dst only grows, so it is
-        # found by stepping row bounds forward, never by a 64-bit division per edge.
+        # Increasing keys dst * n_in + src into index rows of any integer dtype: dst only grows, so the
+        # next row is a step of the row bound and a division is paid only where rows are skipped (a
+        # division per edge costs more than the rest of the walk; stepping over all empty rows could
+        # take up to n_out steps in a sparse key space).
         d = 0
         hi = n_in
         for i in range(keys.shape[0]):
             k = keys[i]
-            while k >= hi:
-                d += 1
-                hi += n_in
+            if k >= hi:
+                if k - hi < n_in:  # k >= hi, so no overflow
+                    d += 1
+                    hi += n_in
+                else:
+                    d = k // n_in
+                    hi = (d + 1) * n_in
             src[i] = k - (hi - n_in)
             dst[i] = d
 

@@ -203,7 +203,11 @@ class LayerGraph:
     # -- construction helpers -------------------------------------------------------
     @classmethod
     def from_keys(cls, n_in: int, n_out: int, keys: torch.Tensor, weight=None) -> LayerGraph:
-        """Build from linear keys ``dst * n_in + src`` (any order, no duplicates)."""
+        """Build from linear keys ``dst * n_in + src`` (any order, no duplicates).
+
+        Strictly increasing keys in range are held as they are (no copy, no check beyond that; ``src``
+        and ``dst`` are split from them when first read): do not modify them in place afterwards.
+        """
         from .keyset import is_increasing, split_keys
 
         keys = torch.as_tensor(keys, dtype=torch.int64)
