@@ -156,3 +156,24 @@ def test_force_trains_a_layer_with_few_edges(tmp_path, capsys):
     with pytest.warns(RuntimeWarning, match="fewer than its"):
         assert main(TRAIN + ["--density", "0.01", "--force", "--out", str(out)]) == 0
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_the_memory_check_counts_every_update_the_history_keeps(tmp_path, capsys, monkeypatch):
+    # The History keeps every update's births and deaths (and weights): a network that fits for a few
+    # epochs can outgrow the machine over many, and the pre-flight check says so before it starts.
+    from topo.cli import preflight
+    from topo.utils import resources
+
+    monkeypatch.setattr(resources, "available_memory", lambda device="cpu": 2 * 2**30)
+    kw = dict(batch=128, dropout=0.3, optimizer="sgd-momentum", backend="auto", device="cpu")
+    sizes = [64, 20000, 20000, 10]
+    preflight.check_network(sizes, "set", 20.0, None, history_steps=9, **kw)  # ten epochs fit in 2 GiB
+    with pytest.raises(InsufficientMemoryError, match="64-20000-20000-10"):
+        preflight.check_network(sizes, "set", 20.0, None, history_steps=999, **kw)
+    argv = ["train", "--dataset", "digits", "--hidden", "20000,20000", "--epochs", "1000", "--quiet"]
+    _fails(argv + ["--out", str(tmp_path / "run")], tmp_path, capsys, "64-20000-20000-10", "needs")
+    from topo.cli.cmd_train import _updates
+
+    assert _updates({"epochs": 1000, "update_every": "epoch"}, 1437) == 999
+    # RigL's schedule: every 100 steps until 75 % of 1000 epochs of ceil(1437 / 128) = 12 steps
+    assert _updates({"epochs": 1000, "update_every": "100", "update_until": 0.75, "batch_size": 128}, 1437) == 90

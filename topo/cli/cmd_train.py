@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 #: Defaults of a new run; ``None`` in the parser means "not given", so --resume can tell
 #: an explicit setting from a default.
@@ -300,7 +301,7 @@ def _prepare(args, s, nproc: int) -> None:
     from .factory import parse_hidden
 
     info = datasets.info(s["dataset"])
-    _preflight(args, s, _sizes(info, parse_hidden(s["hidden"]), s["task"]), nproc)
+    _preflight(args, s, _sizes(info, parse_hidden(s["hidden"]), s["task"]), nproc, info.n_train)
     for split in ("train", "test"):
         datasets.load(s["dataset"], split)  # fetches and caches once, not once per rank
 
@@ -361,7 +362,7 @@ def _train(args) -> int:
     if main:
         # Fail before loading data and creating anything (the Trainer creates the run directory, locked).
         _preflight(args, s, _sizes(info, hidden, s["task"]), 1 if getattr(args, "nproc", None) is None
-                   else args.nproc)
+                   else args.nproc, info.n_train)
     train, test = datasets.load(s["dataset"], "train"), datasets.load(s["dataset"], "test")
     if s["standardize"]:
         xs = datasets.standardize(train[0], test[0])
@@ -405,7 +406,7 @@ def _train(args) -> int:
     return 0
 
 
-def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
+def _preflight(args, s: dict, sizes: list, nproc: int, n_train: int | None = None) -> None:
     """Every check that needs no data and writes nothing: --out, --device, --backend, memory, edges."""
     from ..errors import ParameterError
     from ..graph.generators import _layer_densities
@@ -426,7 +427,24 @@ def _preflight(args, s: dict, sizes: list, nproc: int) -> None:
     preflight.check_network(sizes, s["rule"], s["epsilon"], s["density"], batch=batch, dropout=dropout,
                             optimizer=s["optimizer"], backend=s["backend"], device=device,
                             nproc=max(1, nproc or 1), force=getattr(args, "force", False) or args.resume,
-                            history_weights=s.get("history_weights", "all"))
+                            history_weights=s.get("history_weights", "all"), history_steps=_updates(s, n_train))
+
+
+def _updates(s: dict, n_train: int | None) -> int:
+    """Evolution steps the run's History holds at its end (it keeps every step's births and deaths):
+    one per epoch but the last, or with ``--update-every N`` one per N optimizer steps until
+    ``--update-until``; at least one."""
+    epochs, every = s.get("epochs"), str(s.get("update_every") or "epoch").strip().lower()
+    if not isinstance(epochs, int):
+        return 1
+    if every == "epoch":
+        return max(1, epochs - 1)
+    batch, until = s.get("batch_size"), s.get("update_until") or 1.0
+    if not (every.isdigit() and int(every) > 0 and n_train and isinstance(batch, int) and batch > 0):
+        return 1
+    rows = n_train * (1.0 - float(s.get("val_fraction") or 0.0))
+    steps = epochs * math.ceil(rows / batch)
+    return max(1, int(float(until) * steps) // int(every))
 
 
 def _check_validation(s: dict) -> None:

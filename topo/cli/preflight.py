@@ -94,11 +94,12 @@ def _read_only(path: Path) -> bool:
 
 def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: int, dropout: float,
                   optimizer: str, backend: str, device, nproc: int = 1, force: bool = False,
-                  history_weights="all") -> None:
+                  history_weights="all", history_steps: int = 1) -> None:
     """Refuse, before anything is built, a network that cannot fit in memory or has layers without edges.
 
     Memory: :func:`topo.estimate_memory` of the run (every one of ``nproc`` local
-    ranks holds the whole model) against what the device has available. Edges: a
+    ranks holds the whole model; the History holds ``history_steps`` updates by the
+    end) against what the device has available. Edges: a
     sparse layer with fewer edges than output neurons leaves some of them without
     input — it trains to chance. ``force=True`` (``--force``) skips both.
     """
@@ -119,7 +120,8 @@ def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: i
     slot = "sgd-momentum" if optimizer in ("sgd", "sgdw") else optimizer if optimizer in ("adam", "adamw") else "adam"
     est = estimate_memory(sizes, epsilon=None if dense else epsilon, density=1.0 if dense else density,
                           batch=batch, optimizer=slot, dropout=dropout, evolve=not (dense or rule == "static"),
-                          backend="dense" if dense else backend, device=str(device), history_weights=history_weights)
+                          backend="dense" if dense else backend, device=str(device), history_weights=history_weights,
+                          history_steps=history_steps)
     # A dense MLP holds no edge indices; everything else is what a sparse one needs.
     need = est.total - (est.indices if dense else 0)
     ranks = f", times {nproc} processes" if nproc > 1 else ""
