@@ -436,3 +436,29 @@ def test_a_holder_without_a_record_is_a_probe_and_is_waited_for(tmp_path):
     lock.acquire()
     assert lock.held and lock.holder()["pid"] == os.getpid()
     lock.release()
+
+
+def test_a_refused_second_run_leaves_the_first_runs_new_files_alone(tmp_path):
+    # The race behind a once-flaky CI run: a second `topo train` on a directory in use fails, and its
+    # cleanup must not delete what the first run (another process, holding the lock) wrote meanwhile.
+    from topo.cli.preflight import new_run_guard
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from topo.runs import RunLock; l = RunLock(sys.argv[1]); l.acquire(); "
+        "print('held', flush=True); time.sleep(60)"), str(out / RunDir.LOCK)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError), new_run_guard(out, resume=False):
+            (out / RunDir.CONFIG).write_text("{}")  # the first run writes while the second is starting
+            RunLock(out / RunDir.LOCK).acquire()
+        assert (out / RunDir.CONFIG).exists() and (out / RunDir.LOCK).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # With the lock free (its holder gone) a failing new run cleans up what it created, as before.
+    with pytest.raises(RuntimeError), new_run_guard(out, resume=False):
+        (out / RunDir.METRICS).write_text("")
+        raise RuntimeError("boom")
+    assert not (out / RunDir.METRICS).exists() and (out / RunDir.CONFIG).exists()

@@ -130,6 +130,16 @@ def check_network(sizes: Sequence[int], rule: str, epsilon, density, *, batch: i
                  hint="use smaller --hidden, --batch-size or density, or --force to try anyway")
 
 
+def _held_by_another(lock_path: Path) -> bool:
+    from ..runs.lock import RunLock, RunLockedError
+
+    try:
+        RunLock(lock_path).check_free()
+    except RunLockedError as err:
+        return err.holder.get("pid") != os.getpid()
+    return False
+
+
 @contextlib.contextmanager
 def new_run_guard(path, resume: bool) -> Iterator[None]:
     """If the command fails before the run's first checkpoint, remove what it created under ``path``.
@@ -154,7 +164,9 @@ def new_run_guard(path, resume: bool) -> Iterator[None]:
     try:
         yield
     except Exception:
-        if out.is_dir() and not (out / RunDir.CHECKPOINT).exists():
+        # Another live process holding the run's lock owns whatever appeared meanwhile (a second
+        # `topo train` refused with "in use" must not delete the first one's new files).
+        if out.is_dir() and not (out / RunDir.CHECKPOINT).exists() and not _held_by_another(out / RunDir.LOCK):
             names = {*RunDir.FILES, RunDir.MANIFEST, RunDir.LOCK}
             for entry in os.listdir(out):
                 if entry not in before and (entry in names or temp_target(entry) is not None):
