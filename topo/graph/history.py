@@ -18,7 +18,7 @@ import torch
 from ..errors import ParameterError, ParameterTypeError, TopoError, TopologyError, TopologyFormatError
 from ..utils.zipcheck import cut_short_length
 from .alloc import copy
-from .keyset import apply, contains, is_increasing, locate, merge
+from .keyset import apply, contains, is_increasing, linear_keys, locate, merge
 from .layer import LayerGraph
 from .serialize import (
     check_keys,
@@ -115,9 +115,7 @@ class _Step:
 
 def _keys_of(edges: torch.Tensor, n_in: int) -> torch.Tensor:
     """Sorted keys ``dst * n_in + src`` of a ``[2, k]`` edge list (sorted only if it is not already)."""
-    k = edges[1].numpy() * np.int64(n_in)
-    k += edges[0].numpy()
-    keys = torch.from_numpy(k)
+    keys = linear_keys(edges[0], edges[1], n_in)
     return keys if is_increasing(keys, strict=False) else torch.sort(keys).values
 
 

@@ -24,8 +24,8 @@ from ._walks import kernels as _kernels
 from .alloc import empty
 
 __all__ = ["is_increasing", "locate", "contains", "merge", "interleave", "union", "dedupe", "split_keys",
-           "split_into", "edge_list", "compact", "match", "carry", "apply", "insert", "transpose", "compiled",
-           "set_compiled"]
+           "linear_keys", "split_into", "edge_list", "compact", "match", "carry", "apply", "insert", "transpose",
+           "compiled", "set_compiled"]
 
 _USE_COMPILED = True
 
@@ -206,6 +206,22 @@ def split_keys(keys: torch.Tensor, n_in: int) -> tuple[torch.Tensor, torch.Tenso
     s = d * n_in
     np.subtract(k, s, out=s)
     return torch.from_numpy(s), torch.from_numpy(d)
+
+
+def linear_keys(src: torch.Tensor, dst: torch.Tensor, n_in: int) -> torch.Tensor:
+    """int64 keys ``dst * n_in + src`` of CPU index rows of any integer dtype, written once into a new array.
+
+    numpy's multiply-add is 2-4x faster than torch's on CPU (no dispatch, no temporary), and an int32
+    ``edge_index`` needs no int64 copy of its rows first.
+
+    Examples
+    --------
+    >>> linear_keys(torch.tensor([1, 0], dtype=torch.int32), torch.tensor([0, 2], dtype=torch.int32), 3).tolist()
+    [1, 6]
+    """
+    k = np.multiply(_np(dst), n_in, dtype=np.int64)
+    k += _np(src)
+    return torch.from_numpy(k)
 
 
 def split_into(keys: torch.Tensor, n_in: int, src: torch.Tensor, dst: torch.Tensor) -> None:

@@ -70,6 +70,22 @@ def _as_weight(weight) -> torch.Tensor:
     return weight
 
 
+def _index_row(slot: str, doc: str) -> property:
+    """A ``src``/``dst`` property: split from the keys on first use in a keys-only layer (both at once)."""
+
+    def get(self) -> torch.Tensor:
+        if self._src is None:
+            self._split()
+        return getattr(self, slot)
+
+    def set(self, value: torch.Tensor) -> None:
+        if self._src is None:
+            self._split()  # the other row must exist too
+        setattr(self, slot, value)
+
+    return property(get, set, doc=doc)
+
+
 class LayerGraph:
     """Edges from ``n_in`` input neurons to ``n_out`` output neurons.
 
@@ -151,31 +167,8 @@ class LayerGraph:
         g._keys = (keys,)
         return g
 
-    @property
-    def src(self) -> torch.Tensor:
-        """int64 input index of each edge, in ``(dst, src)`` order."""
-        if self._src is None:
-            self._split()
-        return self._src
-
-    @src.setter
-    def src(self, value: torch.Tensor) -> None:
-        if self._src is None:
-            self._split()
-        self._src = value
-
-    @property
-    def dst(self) -> torch.Tensor:
-        """int64 output index of each edge (non-decreasing)."""
-        if self._dst is None:
-            self._split()
-        return self._dst
-
-    @dst.setter
-    def dst(self, value: torch.Tensor) -> None:
-        if self._dst is None:
-            self._split()
-        self._dst = value
+    src = _index_row("_src", "int64 input index of each edge, in ``(dst, src)`` order.")
+    dst = _index_row("_dst", "int64 output index of each edge (non-decreasing).")
 
     @property
     def _keys_only(self) -> bool:
@@ -259,10 +252,9 @@ class LayerGraph:
                 self.src._version, self.dst._version, c[0]._version):
             return c[0]
         if self.src.device.type == "cpu" and self.src.dtype == self.dst.dtype == torch.int64:
-            # numpy's multiply-add is 2-4x faster than torch's on CPU (no dispatch, no temporary).
-            k = self.dst.numpy() * np.int64(self.n_in)
-            k += self.src.numpy()
-            return torch.from_numpy(k)
+            from .keyset import linear_keys
+
+            return linear_keys(self.src, self.dst, self.n_in)
         return self.dst * self.n_in + self.src
 
     def in_degree(self) -> torch.Tensor:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError, TopologyError
 from ..graph.alloc import copy, empty, zeros
-from ..graph.keyset import match, split_into
+from ..graph.keyset import linear_keys, match, split_into
 from ..graph.layer import LayerGraph, _check_size
 from ..graph.sampling import make_generator
 from .backends import check_backend, get_backend, resolve_backend
@@ -183,11 +182,7 @@ class SparseLinear(nn.Module):
         # edge_index is checked wherever it is set (constructor, rewire, state-dict load): sorted by
         # (dst, src), unique, in range, so the LayerGraph needs no re-check (O(E) passes on every evolution).
         # Keys alone (8 bytes per edge; src/dst are split from them if asked for): what evolution reads.
-        keys = copy(ei[1], torch.int64)
-        if keys.numel():
-            k = keys.numpy()
-            k *= np.int64(self.in_features)
-            k += ei[0].numpy()
+        keys = linear_keys(ei[0], ei[1], self.in_features)
         return LayerGraph._trusted_keys(self.in_features, self.out_features, keys, copy(self.weight.cpu()))
 
     def to_dense(self) -> torch.Tensor:
@@ -379,9 +374,10 @@ def _check_edge_index(ei: torch.Tensor, n_in: int, n_out: int, name: str) -> Non
 def _index_rows(graph: LayerGraph, dtype: torch.dtype) -> torch.Tensor:
     """``torch.stack([graph.src, graph.dst])`` in ``dtype``, each row converted once into its place."""
     e = graph.num_edges
-    if graph._keys_only and graph.keys().device.type == "cpu":
+    keys = graph.keys() if graph._keys_only else None
+    if keys is not None and keys.device.type == "cpu":
         out = empty((2, e), dtype)
-        split_into(graph.keys(), graph.n_in, out[0], out[1])  # straight from the keys into the rows
+        split_into(keys, graph.n_in, out[0], out[1])  # straight from the keys into the rows
         return out
     if graph.src.device.type != "cpu":
         return torch.stack([graph.src, graph.dst]).to(dtype)

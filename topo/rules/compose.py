@@ -39,19 +39,17 @@ def _zeros_like(w: torch.Tensor, n: int) -> torch.Tensor:
 def _insert(graph: LayerGraph, keys: torch.Tensor, edges: torch.Tensor, values: torch.Tensor | None) -> LayerGraph:
     """``graph`` plus the edges of the sorted ``keys`` (none of them edges yet; ``edges`` their ``[2, k]`` list),
     with ``values``: a merge, O(E)."""
-    if graph._keys_only:  # a keys-only layer (the kept edges of a step): merge keys and values alone
-        merged, at = merge(graph.keys(), keys)
-        weight = None if graph.weight is None or values is None else interleave(graph.weight, values, at)
-        return LayerGraph._trusted_keys(graph.n_in, graph.n_out, merged, weight)
-    fused = insert(graph.keys(), graph.src, graph.dst, graph.weight, keys, edges, values)
-    if fused is not None:
-        merged, src, dst, weight = fused
-        return LayerGraph._trusted(graph.n_in, graph.n_out, src, dst, weight, merged)
+    if not graph._keys_only:
+        fused = insert(graph.keys(), graph.src, graph.dst, graph.weight, keys, edges, values)
+        if fused is not None:
+            merged, src, dst, weight = fused
+            return LayerGraph._trusted(graph.n_in, graph.n_out, src, dst, weight, merged)
     merged, at = merge(graph.keys(), keys)
-    src, dst = edges[0], edges[1]
     weight = None if graph.weight is None or values is None else interleave(graph.weight, values, at)
-    return LayerGraph._trusted(graph.n_in, graph.n_out, interleave(graph.src, src, at),
-                               interleave(graph.dst, dst, at), weight, merged)
+    if graph._keys_only:  # the kept edges of a step: keys and values alone, rows split only if asked for
+        return LayerGraph._trusted_keys(graph.n_in, graph.n_out, merged, weight)
+    return LayerGraph._trusted(graph.n_in, graph.n_out, interleave(graph.src, edges[0], at),
+                               interleave(graph.dst, edges[1], at), weight, merged)
 
 
 class Rule:
