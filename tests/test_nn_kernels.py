@@ -125,9 +125,13 @@ def test_first_use_keeps_the_torch_thread_setting():
     assert out.split() == ["1", "1"]
 
 
-@pytest.mark.parametrize("shape", [(37, 5), (128, 200), (3, 1), (1, 4), (784, 128), (1001, 130), (50, 16), (65, 33)])
-def test_contiguous_rows_of_any_layout(shape, threads):
-    base = torch.randn(shape[1], shape[0] + 3, dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(37, 5), (128, 200), (3, 1), (1, 4), (784, 128), (1001, 130), (50, 16), (65, 33),
+                                   (2000, 128), (4000, 17)])
+def test_contiguous_rows_of_any_layout(shape, dtype, threads):
+    # The transpose works in 64-byte register tiles (16 x 16 float32, 8 x 8 float64) and copies
+    # ragged edges element-wise: shapes on and off the tile grid, wide inputs split in bands.
+    base = torch.randn(shape[1], shape[0] + 3, dtype=dtype)
     for d in (base[:, : shape[0]].t(),                           # transposed view of a padded row-major array
               base.t().contiguous()[: shape[0]],                 # contiguous already
               base[:, : shape[0]].t().contiguous().t().t(),      # transposed view of a contiguous array
@@ -137,18 +141,21 @@ def test_contiguous_rows_of_any_layout(shape, threads):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_spmm_reads_and_writes_row_major_layouts(dtype, threads):
-    dense_w, crow, col, values = _random_csr(53, 41, 0.15, dtype, torch.int32, seed=4, hub_row=7)
-    x = torch.randn(19, 41, dtype=dtype)                 # a (batch, n) row-major input
-    bias = torch.randn(53, dtype=dtype)
+@pytest.mark.parametrize("rows,batch", [(53, 19), (301, 128), (40, 3)])
+def test_spmm_reads_and_writes_row_major_layouts(dtype, rows, batch, threads):
+    # transpose_out stores tiles of rows by register transposes; partial tiles (rows, batch not
+    # multiples of the tile) element-wise.
+    dense_w, crow, col, values = _random_csr(rows, 41, 0.15, dtype, torch.int32, seed=4, hub_row=7)
+    x = torch.randn(batch, 41, dtype=dtype)              # a (batch, n) row-major input
+    bias = torch.randn(rows, dtype=dtype)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     out = kernels.spmm(crow, col, values, x.t(), bias=bias, transpose_out=True)
     assert out.t().is_contiguous()                       # written straight into the (batch, n_rows) layout
     torch.testing.assert_close(out, dense_w @ x.t() + bias[:, None], **tol)
-    a = torch.randn(11, 53, dtype=dtype)
-    rows = torch.repeat_interleave(torch.arange(53), crow[1:].long() - crow[:-1].long())
-    torch.testing.assert_close(kernels.sddmm(crow, col, a.t(), x[:11].t()), (a.t() @ x[:11])[rows, col.long()],
-                               **tol)
+    a = torch.randn(min(11, batch), rows, dtype=dtype)
+    row_of = torch.repeat_interleave(torch.arange(rows), crow[1:].long() - crow[:-1].long())
+    torch.testing.assert_close(kernels.sddmm(crow, col, a.t(), x[:len(a)].t()),
+                               (a.t() @ x[:len(a)])[row_of, col.long()], **tol)
 
 
 @pytest.mark.parametrize("layout", ["row-major", "transposed", "column-slice", "batch-slice"])
@@ -171,3 +178,21 @@ def test_csr_layer_gradients_in_every_input_layout(layout, threads):
         torch.testing.assert_close(mod.bias.grad, upstream.sum(0))
         # The input gradient comes back in the input's own layout: no copy by autograd.
         assert x.grad.stride(-1 if layout != "transposed" else 0) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("transpose_out", [False, True])
+@pytest.mark.parametrize("batch", [1, 5, 128])
+def test_spmm_with_rows_of_a_row_major_operand(dtype, transpose_out, batch, threads):
+    # spmm_with_rows: a (batch, n) row-major operand is transposed and multiplied in one kernel call;
+    # the transposed copy it returns is what the layer saves for its backward pass.
+    dense_w, crow, col, values = _random_csr(67, 45, 0.2, dtype, torch.int32, seed=batch, hub_row=3)
+    x = torch.randn(batch, 45, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    out, rows = kernels.spmm_with_rows(crow, col, values, x.t(), transpose_out=transpose_out)
+    assert rows.is_contiguous() and torch.equal(rows, x.t())
+    torch.testing.assert_close(out, dense_w @ x.t(), **tol)
+    contiguous = x.t().contiguous()
+    out2, rows2 = kernels.spmm_with_rows(crow, col, values, contiguous)
+    assert rows2 is contiguous
+    torch.testing.assert_close(out2, dense_w @ x.t(), **tol)

@@ -174,10 +174,9 @@ class _CsrLinear(torch.autograd.Function):
         ctx.dtypes = (x.dtype, values.dtype, bias.dtype if bias is not None else None)
         x, values, bias = _up(x), _up(values), None if bias is None else _up(bias)
         fast = kernels.supports(x, values)
-        if fast:  # any layout of x: a transposed view is free, a row-major x is transposed in parallel
-            xt = kernels.contiguous_rows(x.t())
+        if fast:  # any layout of x: a transposed view is free, a row-major x is transposed in the same call
             crow, col = st.host()[:2]
-            yt = kernels.spmm(crow, col, values, xt, bias)
+            yt, xt = kernels.spmm_with_rows(crow, col, values, x.t(), bias)
         else:
             xt = x.t().contiguous()                   # free when x is a transposed view
             yt = _spmm(st.matrix(values), xt, bias)
@@ -197,15 +196,19 @@ class _CsrLinear(torch.autograd.Function):
         st: CsrStructure = ctx.st
         gy = gy.to(xt.dtype)                          # a float16/bfloat16 upstream gradient, in float32
         fast = kernels.supports(gy, xt, values)
-        # free when gy is a transposed view (inside a stack of layers); parallel transpose otherwise
-        gyt = kernels.contiguous_rows(gy.t()) if fast else gy.t().contiguous()
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
-            if fast:  # Wᵀ · dYᵀ reading W's values through the cached permutation, in place
+            if fast:  # Wᵀ · dYᵀ reading W's values through the cached permutation, in place; a row-major
+                # gy is transposed in the same kernel call (free when gy is a transposed view)
                 crow_t, col_t, perm = st.host()[2:]
-                gx = kernels.spmm(crow_t, col_t, values, gyt, perm=perm, transpose_out=ctx.x_row_major).t()
+                gx, gyt = kernels.spmm_with_rows(crow_t, col_t, values, gy.t(), perm=perm,
+                                                 transpose_out=ctx.x_row_major)
+                gx = gx.t()
             else:
+                gyt = gy.t().contiguous()
                 gx = _spmm(st.matrix_t(values), gyt).t()
+        else:
+            gyt = kernels.contiguous_rows(gy.t()) if fast else gy.t().contiguous()
         if ctx.needs_input_grad[1]:
             gv = kernels.sddmm(*st.host()[:2], gyt, xt) if fast else _edge_grad(st, values, gyt, xt)
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -16,7 +16,9 @@ so every stored entry is one vectorised AXPY or dot over the batch; four entries
 are folded per pass to cut loads and stores of the output row. Rows are split
 into chunks of equal *edge* count, not equal row count, so evolved layers with
 hub neurons still keep every thread busy. Threads follow
-:func:`torch.get_num_threads`.
+:func:`torch.get_num_threads`. Row-major operands (a lone layer's input and upstream
+gradient) are transposed in 64-byte register tiles (:mod:`topo.nn._simd`) within the
+product's own call (:func:`spmm_with_rows`); a row-major input gradient is stored the same way.
 
 The kernels are optional: without numba (or with ``TOPO_CPU_KERNELS=torch`` in
 the environment, or :func:`set_enabled` ``(False)``) the ``"csr"`` backend runs
@@ -28,12 +30,15 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["available", "enabled", "set_enabled", "supports", "contiguous_rows", "spmm", "sddmm"]
+_FLOATS = (torch.float32, torch.float64)
+
+__all__ = ["available", "enabled", "set_enabled", "supports", "contiguous_rows", "spmm", "spmm_with_rows", "sddmm"]
 
 _ENABLED = os.environ.get("TOPO_CPU_KERNELS", "numba").lower() != "torch"
 _compiled = None
@@ -81,6 +86,8 @@ def _build():
     import numba
     from numba import njit, prange
 
+    from ._simd import tile_transpose
+
     serial = dict(fastmath=True, boundscheck=False, cache=True, nogil=True)
     opts = dict(serial, parallel=True)
 
@@ -99,13 +106,20 @@ def _build():
     @njit(**opts)
     def _spmm(crow, col, values, perm, use_perm, dense, bias, use_bias, out, out_t, trans, n_chunks, zero):
         # trans: write row r into column r of the (batch, rows) array out_t instead of out[r] (the
-        # caller's row-major layout); the row is summed in a per-chunk scratch row that stays in L1.
+        # caller's row-major layout). Rows are summed into an L1 scratch tile of t rows, which is
+        # stored by register-tile transposes; chunks start on tile rows, so no two threads store
+        # into one cache line of out_t.
         bounds = _chunks(crow, n_chunks)
         width = dense.shape[1]
+        t = 64 // dense.itemsize
+        if trans:
+            for c in range(1, n_chunks):
+                bounds[c] = bounds[c] // t * t
         for c in prange(n_chunks):
-            scratch = np.empty(width if trans else 0, dense.dtype)
-            for r in range(bounds[c], bounds[c + 1]):
-                o = scratch if trans else out[r]
+            lo, hi = bounds[c], bounds[c + 1]
+            scratch = np.empty((t if trans else 0, width), dense.dtype)
+            for r in range(lo, hi):
+                o = scratch[(r - lo) % t] if trans else out[r]
                 b0 = bias[r] if use_bias else zero
                 for j in range(width):
                     o[j] = b0
@@ -125,17 +139,25 @@ def _build():
                     for j in range(width):
                         o[j] += w * x[j]
                     k += 1
-                if trans:
-                    for j in range(width):
-                        out_t[j, r] = o[j]
+                if trans and ((r - lo) % t == t - 1 or r == hi - 1):
+                    g = r - (r - lo) % t          # first row of this tile
+                    j = 0
+                    if r - g + 1 == t:
+                        while j + t <= width:
+                            tile_transpose(scratch, 0, j, out_t, j, g)
+                            j += t
+                    for jj in range(j, width):
+                        for i in range(r - g + 1):
+                            out_t[jj, g + i] = scratch[i, jj]
 
     @njit(**opts)
     def _transpose(src, dst):
-        # dst (m, n) = src (n, m)ᵀ in 16 x 16 tiles (constant trip counts: LLVM keeps a tile in
-        # registers). Each task takes 16 rows of src and a band of its columns, so every thread
-        # reads src as 16 sequential streams (prefetch-friendly when src is not in cache).
+        # dst (m, n) = src (n, m)ᵀ in 64-byte register tiles (16 x 16 float32, 8 x 8 float64)
+        # transposed by vector shuffles (topo.nn._simd). Each task takes one band of t rows of
+        # src and a band of its columns, so every thread reads src as t sequential streams
+        # (prefetch-friendly when src is not in cache); ragged edges are copied element-wise.
         n, m = src.shape
-        t = 16
+        t = 64 // src.itemsize
         bands = max(1, min(8, m // 1000))
         band = ((m + bands - 1) // bands + t - 1) // t * t
         for task in prange(((n + t - 1) // t) * bands):
@@ -143,20 +165,14 @@ def _build():
             i1 = min(n, i0 + t)
             ja = (task % bands) * band
             je = min(m, ja + band)
+            j0 = ja
             if i1 - i0 == t:
-                j0 = ja
                 while j0 + t <= je:
-                    for j in range(j0, j0 + t):
-                        for i in range(t):
-                            dst[j, i0 + i] = src[i0 + i, j]
+                    tile_transpose(src, i0, j0, dst, j0, i0)
                     j0 += t
-                for j in range(j0, je):
-                    for i in range(t):
-                        dst[j, i0 + i] = src[i0 + i, j]
-            else:
-                for j in range(ja, je):
-                    for i in range(i0, i1):
-                        dst[j, i] = src[i, j]
+            for j in range(j0, je):
+                for i in range(i0, i1):
+                    dst[j, i] = src[i, j]
 
     @njit(**opts)
     def _sddmm(crow, col, a, b, out, n_chunks, zero):
@@ -182,7 +198,14 @@ def _build():
                         s0 += ar[j] * x0[j]
                     out[k] = s0
 
-    return numba, _spmm, _sddmm, _transpose
+    @njit(**serial)  # the two kernels it calls run in parallel
+    def _spmm_of_transposed(src, dense, crow, col, values, perm, use_perm, bias, use_bias, out, out_t, trans,
+                            n_chunks, zero):
+        # dense = srcᵀ, then the product: one dispatch from Python instead of two (≈ 10 µs each).
+        _transpose(src, dense)
+        _spmm(crow, col, values, perm, use_perm, dense, bias, use_bias, out, out_t, trans, n_chunks, zero)
+
+    return numba, _spmm, _sddmm, _transpose, _spmm_of_transposed
 
 
 def _kernels():
@@ -198,11 +221,20 @@ def _kernels():
     return _compiled
 
 
+_thread_setting = threading.local()  # per calling thread: (torch's count when last set, count used)
+
+
 def _threads(numba) -> int:
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:  # numba's setting is per calling thread
-        numba.set_num_threads(n)
-    return n
+    # numba's thread count is per calling thread; set it only when torch's count has changed
+    # since this thread last set it (a numba.get_num_threads() call costs ≈ 1 µs of every kernel call).
+    asked = torch.get_num_threads()
+    last = getattr(_thread_setting, "last", None)
+    if last is None or last[0] != asked:
+        n = max(1, min(asked, numba.config.NUMBA_NUM_THREADS))
+        if numba.get_num_threads() != n:
+            numba.set_num_threads(n)
+        _thread_setting.last = last = (asked, n)
+    return last[1]
 
 
 def _n_chunks(threads: int, rows: int) -> int:
@@ -216,7 +248,9 @@ _Index = torch.Tensor | np.ndarray
 
 def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
     # Index arrays may come as numpy views already (CsrStructure caches them: no per-call conversion).
-    return t if isinstance(t, np.ndarray) else t.detach().numpy()
+    if isinstance(t, np.ndarray):
+        return t
+    return (t.detach() if t.requires_grad else t).numpy()
 
 
 _EMPTY: dict[object, np.ndarray] = {}  # 1-element placeholders, keyed by dtype (1-D) or (dtype, 2) (2-D)
@@ -228,10 +262,26 @@ def _empty2(dtype) -> np.ndarray:
     return _EMPTY[dtype, 2]
 
 
+def _zero(dtype) -> np.generic:
+    # The kernels' accumulator start, in the output's dtype (a Python 0.0 would type them float64).
+    return _ZERO[dtype] if dtype in _ZERO else _ZERO.setdefault(dtype, dtype.type(0))
+
+
+_ZERO: dict[np.dtype, np.generic] = {}
+
+
 def _empty(dtype) -> np.ndarray:
     if dtype not in _EMPTY:
         _EMPTY[dtype] = np.zeros(1, dtype)
     return _EMPTY[dtype]
+
+
+def _transposable(d: torch.Tensor) -> bool:
+    # A (non-contiguous) 2-D transposed view of a row-major float CPU array, which the tile kernel reads.
+    n, m = d.shape
+    s0, s1 = d.stride()
+    return (s0 == 1 and s1 >= n and n > 1 and m > 1 and d.dtype in _FLOATS and d.device.type == "cpu"
+            and enabled())
 
 
 def contiguous_rows(d: torch.Tensor) -> torch.Tensor:
@@ -239,8 +289,8 @@ def contiguous_rows(d: torch.Tensor) -> torch.Tensor:
 
     A contiguous ``d`` is returned as is. A transposed view of a row-major array
     (``x.t()`` for a ``(batch, n)`` input: the layout every caller of ``nn.Linear``
-    passes) is transposed by a parallel tiled kernel, 2–4x faster than torch's
-    single-threaded transposing copy; any other layout (column slices, broadcast
+    passes) is transposed by a parallel register-tile kernel, 2–4x faster than
+    torch's single-threaded transposing copy; any other layout (column slices, broadcast
     gradients such as ``y.sum()``'s) is copied by torch.
 
     Examples
@@ -252,12 +302,11 @@ def contiguous_rows(d: torch.Tensor) -> torch.Tensor:
     if d.is_contiguous() or d.dim() != 2:
         return d.contiguous()
     n, m = d.shape
-    if (enabled() and d.device.type == "cpu" and d.dtype in (torch.float32, torch.float64)
-            and d.stride(0) == 1 and d.stride(1) >= n and n > 1 and m > 1):
-        _, _, _, k_transpose = _kernels()
-        out = d.new_empty(n, m)
-        _threads(_kernels()[0])
-        k_transpose(_np(d.t()), _np(out))
+    if _transposable(d):
+        numba, _, _, k_transpose = _kernels()[:4]
+        out = torch.empty((n, m), dtype=d.dtype)
+        _threads(numba)
+        k_transpose(_np(d.t()), out.numpy())
         return out
     return d.contiguous()
 
@@ -281,25 +330,51 @@ def spmm(crow: _Index, col: _Index, values: torch.Tensor, dense: torch.Tensor,
     tensor([[0., 2.],
             [3., 4.]])
     """
-    numba, k_spmm, _, _ = _kernels()
-    dense = contiguous_rows(dense)
-    rows = len(crow) - 1
-    if transpose_out:
-        out_t = dense.new_empty(dense.shape[1], rows)
-        out = out_t.t()
+    return spmm_with_rows(crow, col, values, dense, bias, perm, transpose_out)[0]
+
+
+def spmm_with_rows(crow: _Index, col: _Index, values: torch.Tensor, dense: torch.Tensor,
+                   bias: torch.Tensor | None = None, perm: _Index | None = None,
+                   transpose_out: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spmm`, also returning ``contiguous_rows(dense)``: ``(product, rows)``.
+
+    A transposed view of a row-major ``dense`` (a layer's ``x.t()``) is transposed
+    and multiplied in one kernel call; a layer saves ``rows`` for its backward pass.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1., 2.], [3., 4.], [5., 6.]])     # (batch 3, n_cols 2), row-major
+    >>> out, rows = spmm_with_rows(torch.tensor([0, 1, 3]), torch.tensor([1, 0, 1]), torch.ones(3), x.t())
+    >>> out.tolist(), torch.equal(rows, x.t()), rows.is_contiguous()
+    ([[2.0, 4.0, 6.0], [3.0, 7.0, 11.0]], True, True)
+    """
+    numba, k_spmm, _, _, k_fused = _kernels()
+    rows, width = len(crow) - 1, dense.shape[1]
+    out_t = torch.empty((width, rows) if transpose_out else (rows, width), dtype=dense.dtype)
+    out = out_t.t() if transpose_out else out_t
+    src = None
+    if dense.is_contiguous():
+        pass
+    elif rows and width and dense.dim() == 2 and _transposable(dense):
+        # a transposed row-major dense: transposed into `dense` by the fused kernel below
+        src, dense = _np(dense.t()), torch.empty(dense.shape, dtype=dense.dtype)
     else:
-        out = dense.new_empty(rows, dense.shape[1])
-    if rows == 0 or dense.shape[1] == 0:
-        return out
-    idx = _np(crow).dtype
-    p = _np(perm) if perm is not None else _empty(idx)
-    b = _np(bias) if bias is not None else _empty(_np(values).dtype)
-    o = _np(out_t) if transpose_out else _np(out)
+        dense = contiguous_rows(dense)
+    if rows == 0 or width == 0:
+        return out, dense
+    o = out_t.numpy()
+    crow, col = _np(crow), _np(col)
     dummy = _empty2(o.dtype)
-    k_spmm(_np(crow), _np(col), _np(values), p, perm is not None, _np(dense), b, bias is not None,
-           dummy if transpose_out else o, o if transpose_out else dummy, transpose_out,
-           _n_chunks(_threads(numba), rows), o.dtype.type(0))
-    return out
+    args = (crow, col, _np(values), _np(perm) if perm is not None else _empty(crow.dtype), perm is not None,
+            _np(dense), _np(bias) if bias is not None else _empty(o.dtype), bias is not None,
+            dummy if transpose_out else o, o if transpose_out else dummy, transpose_out,
+            _n_chunks(_threads(numba), rows), _zero(o.dtype))
+    if src is None:
+        k_spmm(*args)
+    else:
+        k_fused(src, *args[5:6], *args[:5], *args[6:])
+    return out, dense
+
 
 def sddmm(crow: _Index, col: _Index, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a @ bᵀ)`` sampled at the stored entries of a CSR structure, in CSR order.
@@ -313,14 +388,14 @@ def sddmm(crow: _Index, col: _Index, a: torch.Tensor, b: torch.Tensor) -> torch.
     >>> sddmm(crow, col, torch.tensor([[1., 2.], [3., 4.]]), torch.tensor([[1., 0.], [0., 1.]]))
     tensor([2., 3., 4.])
     """
-    numba, _, k_sddmm, _ = _kernels()
-    a, b = contiguous_rows(a), contiguous_rows(b)
-    out = a.new_empty(len(col))
-    rows = len(crow) - 1
+    numba, _, k_sddmm = _kernels()[:3]
+    a = a if a.is_contiguous() else contiguous_rows(a)
+    b = b if b.is_contiguous() else contiguous_rows(b)
+    out = torch.empty(len(col), dtype=a.dtype)
     if len(col) == 0:
         return out
     if a.shape[1] == 0:
         return out.zero_()
-    o = _np(out)
-    k_sddmm(_np(crow), _np(col), _np(a), _np(b), o, _n_chunks(_threads(numba), rows), o.dtype.type(0))
+    o = out.numpy()
+    k_sddmm(_np(crow), _np(col), _np(a), _np(b), o, _n_chunks(_threads(numba), len(crow) - 1), _zero(o.dtype))
     return out
