@@ -161,3 +161,23 @@ def test_evolution_scratch_follows_a_measured_step():
     peak = kib("VmHWM") - before
     est = estimate_memory([100_000, 100_000], epsilon=5, history_weights="none").evolution
     assert est / 2 < peak < est * 2, (peak, est)
+
+
+def test_history_growth_per_update_matches_a_real_set_history():
+    # What the estimate adds per recorded update (births + deaths of 0.3·E edges in int32 rows, plus
+    # the weights it keeps) against the bytes a real History holds after SET updates.
+    sizes = [300, 400, 10]
+    model = topo.compile(topo.erdos_renyi(sizes, epsilon=5, seed=0), seed=0)
+    for hw in ("none", "every:2"):
+        ev = topo.Evolver(model, topo.rules.SET(0.3), seed=1, history_weights=hw)
+        for epoch in (1, 2, 3, 4):
+            ev.step(epoch=epoch)
+        held = ev.history_.recorded_nbytes
+        per_step = [estimate_memory(sizes, epsilon=5, history_steps=n, history_weights=hw).history for n in (0, 4)]
+        assert abs((per_step[1] - per_step[0]) - held) < 0.05 * held, (hw, held, per_step)
+    # Held narrow, handed out as int64 LayerChanges of the right edges: births new, deaths alive before.
+    change, before = ev.history_.changes(4)[0], ev.history_.topology(3)[0]
+    assert change.births.dtype == change.deaths.dtype == torch.int64 and change.births.shape[1] > 0
+    alive = set(before.keys().tolist())
+    assert all(int(d) * 300 + int(s) not in alive for s, d in change.births.t())
+    assert all(int(d) * 300 + int(s) in alive for s, d in change.deaths.t())

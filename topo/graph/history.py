@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from .alloc import copy
 from .change import LayerChange
 from .keyset import apply, contains, is_increasing, linear_keys, locate, merge
 from .layer import LayerGraph
+from .serialize import index_dtype
 from .topology import Topology
 
 __all__ = ["LayerChange", "History", "HistoryWeights", "parse_history_weights"]
@@ -67,10 +69,22 @@ def parse_history_weights(spec) -> HistoryWeights:
                         f"':float16', got {spec!r}")
 
 
+class _Events(NamedTuple):
+    """One layer's births and deaths as a History holds them: ``[2, k]`` rows of the narrowest
+    index dtype the topology's sizes allow (int32 below 2**31 neurons: half of LayerChange's int64)."""
+
+    births: torch.Tensor
+    deaths: torch.Tensor
+    seconds: float
+
+    def change(self) -> LayerChange:
+        return LayerChange(self.births.long(), self.deaths.long(), self.seconds)
+
+
 @dataclass
 class _Step:
     epoch: float
-    changes: list[LayerChange]
+    changes: list[_Events]
     weights: list[torch.Tensor | None] | None
     step: int | None = None
 
@@ -113,6 +127,7 @@ class History:
         # The edges after the last step as sorted keys (8 B per edge): what record() checks changes
         # against and merges them into, without a full Topology (16 B per edge) rebuilt per step.
         self._last = [g.keys().clone() for g in self.initial.layers]
+        self._index_dtype = torch.int32 if index_dtype(self.initial.sizes) == np.int32 else torch.int64
 
     # -- recording ------------------------------------------------------------------
     def record(self, epoch: float, changes: Sequence[LayerChange],
@@ -136,13 +151,12 @@ class History:
         for k, c in enumerate(changes):
             if not isinstance(c, LayerChange):
                 raise ParameterTypeError(f"changes[{k}] is a {type(c).__name__}, expected LayerChange")
-        # Own copies: callers pass live tensors (a layer's weight Parameter, reused buffers) that
-        # training keeps updating in place, which would rewrite this record after the fact.
-        if copy_changes:
-            changes = [LayerChange(copy(c.births), copy(c.deaths), float(c.seconds)) for c in changes]
-        else:
-            changes = [LayerChange(c.births.cpu(), c.deaths.cpu(), float(c.seconds)) for c in changes]
+        changes = [LayerChange(c.births.cpu(), c.deaths.cpu(), float(c.seconds)) for c in changes]
         new_keys = self._apply_keys(self.initial.layers, self._last, changes)
+        # Own copies (narrowed to the index dtype, which copies anyway): callers pass live tensors
+        # (reused buffers) that training keeps updating in place, which would rewrite this record.
+        events = [_Events(self._held(c.births, copy_changes), self._held(c.deaths, copy_changes), c.seconds)
+                  for c in changes]
         counts = [k.numel() for k in new_keys]
         if weights is not None:
             weights = [None if w is None else copy(torch.as_tensor(w)) for w in weights]
@@ -151,8 +165,13 @@ class History:
             for k, (w, e) in enumerate(zip(weights, counts)):
                 if w is not None and w.shape != (e,):
                     raise TopologyError(f"weights of layer {k} have shape {tuple(w.shape)}, expected ({e},)")
-        self._steps.append(_Step(epoch, changes, weights, None if step is None else int(step)))
+        self._steps.append(_Step(epoch, events, weights, None if step is None else int(step)))
         self._last = new_keys
+
+    def _held(self, e: torch.Tensor, copy_changes: bool) -> torch.Tensor:
+        if e.dtype != self._index_dtype:
+            return e.to(self._index_dtype)
+        return copy(e) if copy_changes else e
 
     @staticmethod
     def _apply(t: Topology, changes: Sequence[LayerChange]) -> Topology:
@@ -161,7 +180,7 @@ class History:
 
     @staticmethod
     def _apply_keys(layers: Sequence[LayerGraph], keys_list: Sequence[torch.Tensor],
-                    changes: Sequence[LayerChange]) -> list[torch.Tensor]:
+                    changes: Sequence[LayerChange | _Events]) -> list[torch.Tensor]:
         """Sorted keys of each layer after ``changes``, checked: deaths alive, births new.
 
         One walk over the sorted keys drops the deaths and merges the births in, O(E + k log k) per
@@ -215,6 +234,25 @@ class History:
         return [0] + [s.step for s in self._steps]
 
     @property
+    def recorded_nbytes(self) -> int:
+        """Bytes held for the recorded steps: births and deaths (``[2, k]`` rows, int32 below 2**31
+        neurons) and the weights kept; what grows with every update (the initial topology not counted).
+
+        Examples
+        --------
+        >>> import topo
+        >>> h = topo.History(topo.from_edges([2, 2], [([0, 1], [0, 1])]))
+        >>> h.record(1, [topo.LayerChange(births=[[1], [0]], deaths=[[0], [0]])])
+        >>> h.recorded_nbytes                  # two int32 pairs
+        16
+        """
+        n = 0
+        for s in self._steps:
+            n += sum(e.births.nbytes + e.deaths.nbytes for e in s.changes)
+            n += sum(w.nbytes for w in s.weights or () if w is not None)
+        return n
+
+    @property
     def num_layers(self) -> int:
         return len(self.initial)
 
@@ -222,8 +260,8 @@ class History:
         return len(self._steps) + 1
 
     def changes(self, epoch: float) -> list[LayerChange]:
-        """The per-layer changes recorded at ``epoch`` (not 0)."""
-        return self._steps[self._step_index(epoch)].changes
+        """The per-layer changes recorded at ``epoch`` (not 0), as int64 :class:`LayerChange` s."""
+        return [e.change() for e in self._steps[self._step_index(epoch)].changes]
 
     def _step_index(self, epoch: float) -> int:
         for i, s in enumerate(self._steps):
@@ -327,7 +365,7 @@ class History:
         for s in self._steps:
             c = s.changes[layer]
             for e, kind in ((c.deaths, 0), (c.births, 1)):
-                keys.append(e[1] * n_in + e[0])
+                keys.append(linear_keys(e[0], e[1], n_in))
                 times.append(torch.full((e.shape[1],), s.epoch, dtype=torch.float64))
                 kinds.append(torch.full((e.shape[1],), kind, dtype=torch.int8))
         k, t, d = (torch.cat(x).numpy() for x in (keys, times, kinds))

@@ -73,9 +73,9 @@ def digests(hist: History) -> list[str]:
         if s.step is not None:
             h.update(b"step" + np.int64(s.step).tobytes())
         for k, c in enumerate(s.changes):
-            h.update(c.births.numpy().tobytes())
+            h.update(c.births.long().numpy().tobytes())  # of int64 rows whatever the held dtype (older files)
             h.update(b"|")
-            h.update(c.deaths.numpy().tobytes())
+            h.update(c.deaths.long().numpy().tobytes())
             w = None if s.weights is None else s.weights[k]
             h.update(b"-" if w is None else
                      str(w.dtype).encode() + w.contiguous().view(torch.uint8).numpy().tobytes())

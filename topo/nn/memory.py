@@ -273,8 +273,11 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
             kept = -(-history_steps // hw.every) if hw.every else 0
             w_s = torch.empty(0, dtype=hw.dtype).element_size()
             # The initial topology (keys + values) and the running keys, then per step births + deaths
-            # ([2, k] int64 with k = 0.3·E under SET) and, on the steps that keep them, every weight.
-            est.history = int((16 + s) * n_edges + history_steps * 2 * 16 * 0.3 * n_edges) + kept * w_s * n_edges
+            # ([2, k] rows of the index dtype, k = 0.3·E under SET) and, on the steps that keep them,
+            # every weight.
+            i_s = 4 if max(sizes) < 2**31 - 1 else 8
+            est.history = (int((16 + s) * n_edges + history_steps * 2 * 2 * i_s * 0.3 * n_edges)
+                           + kept * w_s * n_edges)
     return est
 
 
