@@ -5,7 +5,8 @@ numba compiles an element-by-element transpose loop to scalar loads and stores
 :func:`tile_transpose` instead loads one 64-byte tile row per vector (16 float32 or
 8 float64), transposes the tile with ``log2(T)`` rounds of ``shufflevector`` (each round
 swaps the off-diagonal blocks of every 2d × 2d block) and stores the columns as
-vectors: LLVM lowers the shuffles to the target's permutes (AVX-512, AVX2, NEON).
+vectors: LLVM lowers the shuffles to the target's permutes (tested as SSE2, AVX2 and
+host code: ``NUMBA_CPU_NAME=generic|haswell``; a 64-byte row is then 4 or 2 registers).
 Imported only by :func:`topo.nn.kernels._build`, so numba stays optional.
 """
 
