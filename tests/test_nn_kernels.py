@@ -1,5 +1,7 @@
 """topo's CPU CSR kernels against dense references, and the csr backend with and without them."""
 
+import os
+
 import pytest
 import torch
 
@@ -196,3 +198,24 @@ def test_spmm_with_rows_of_a_row_major_operand(dtype, transpose_out, batch, thre
     out2, rows2 = kernels.spmm_with_rows(crow, col, values, contiguous)
     assert rows2 is contiguous
     torch.testing.assert_close(out2, dense_w @ x.t(), **tol)
+
+
+def test_register_tile_transposes_on_other_instruction_sets(tmp_path):
+    # The tile shuffles (topo.nn._simd) are plain LLVM vector IR; compiled for SSE2-only and AVX2
+    # targets (4 or 2 registers per 64-byte tile row) they must give the same layouts.
+    import subprocess
+    import sys
+
+    code = ("import torch; from topo.nn import kernels as K\n"
+            "for dt in (torch.float32, torch.float64):\n"
+            "    x = torch.randn(37, 70, dtype=dt)\n"
+            "    assert torch.equal(K.contiguous_rows(x.t()), x.t().contiguous())\n"
+            "    w = (torch.rand(40, 70) < 0.2).to(dt) * torch.randn(40, 70, dtype=dt)\n"
+            "    c = w.to_sparse_csr()\n"
+            "    out = K.spmm(c.crow_indices(), c.col_indices(), c.values(), x.t(), transpose_out=True)\n"
+            "    assert torch.allclose(out, w @ x.t(), rtol=1e-5, atol=1e-5) and out.t().is_contiguous()\n"
+            "print('ok')\n")
+    for cpu in ("generic", "haswell"):
+        env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path / cpu)}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", (cpu, out.stderr[-2000:])
