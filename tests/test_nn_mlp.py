@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,3 +193,39 @@ def test_dropout_matches_nn_dropout_semantics():
     d.eval()
     assert torch.equal(d(x), x)
     assert isinstance(d, torch.nn.Dropout) and Dropout(0.0).train()(x) is x
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_mask_is_bernoulli_and_independent_of_layout(p):
+    # topo's CPU Dropout hashes each element's row-major position with a per-call seed: the keep
+    # fraction is 1 - p, neighbours are uncorrelated, and the same seed gives the same mask for a
+    # contiguous input and a transposed view of the same values (the layout a SparseMLP's layers
+    # pass), also in backward when the upstream gradient arrives in another layout.
+    from topo.nn import Dropout
+
+    d = Dropout(p)
+    x = torch.randn(256, 300, dtype=torch.float64)
+    torch.manual_seed(3)
+    y = d(x)
+    keep = (y != 0).numpy().ravel()
+    n = keep.size
+    assert abs(keep.mean() - (1 - p)) < 4 * (p * (1 - p) / n) ** 0.5
+    lag1 = np.corrcoef(keep[:-1], keep[1:])[0, 1]
+    assert abs(lag1) < 4 / n ** 0.5
+    xt = x.t().contiguous().t().requires_grad_()                  # same values, transposed storage
+    torch.manual_seed(3)
+    yt = d(xt)
+    assert torch.equal(yt, y)
+    yt.backward(torch.ones(256, 300, dtype=torch.float64))       # a contiguous (row-major) gradient
+    torch.testing.assert_close(xt.grad, (y != 0).double() / (1 - p))
+    torch.manual_seed(4)
+    assert not torch.equal(d(x) != 0, y != 0)                     # another seed, another mask
+
+
+def test_dropout_of_half_precision_and_empty_inputs_keeps_torch_semantics():
+    from topo.nn import Dropout
+
+    torch.manual_seed(0)
+    y = Dropout(0.5)(torch.ones(1000, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and sorted(set(y.float().tolist())) == [0.0, 2.0]
+    assert Dropout(0.5)(torch.ones(0, 7)).shape == (0, 7)

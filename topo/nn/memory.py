@@ -244,9 +244,14 @@ def estimate_memory(sizes: Sequence[int], epsilon: float | None = None, density=
         if kernels.enabled():
             est.runtime += KERNELS_RUNTIME_BYTES
     hidden = sum(sizes[1:-1])
-    # ReLU output, plus with dropout its mask (a float tensor on CPU, a bool one from CUDA's fused
-    # kernel) and output.
-    mask = s if torch.device(device).type == "cpu" else 1
+    # ReLU output, plus with dropout its output and its mask: none on CPU where topo's Dropout
+    # regenerates it from a seed (float32/float64 with the kernels), a float one without them, a
+    # bool one from CUDA's fused kernel.
+    if torch.device(device).type != "cpu":
+        mask = 1
+    else:
+        from . import kernels
+        mask = 0 if kernels.enabled() and dtype in (torch.float32, torch.float64) else s
     per_neuron = s + ((mask + s) if dropout > 0 else 0)
     widest = max(sizes[1:])
     if checkpoint:
