@@ -18,8 +18,8 @@ CD-1 is hidden pass (data: statistics, sample) → visible pass → hidden pass
 states (every sample, and the data when it is 0/1) are stored as bytes, a
 quarter of the memory traffic; the batch is padded to whole 8-lane vectors.
 
-Samples come from a counter-based generator: the uniform of element ``i`` of a
-pass is a keyed 32-bit hash of ``i`` (two rounds of Wellons' ``lowbias32``
+Samples come from a counter-based generator (:mod:`topo.nn._counter_rng`): the uniform
+of element ``i`` of a pass is a keyed 32-bit hash of ``i`` (two rounds of Wellons' ``lowbias32``
 mixer, each after XOR with one of the pass's two 32-bit keys), its top 24 bits
 scaled to ``[0, 1)``. The keys (two per sampling pass) are drawn from the
 caller's ``torch.Generator``, so the same seed gives the same step, the thread
@@ -43,7 +43,6 @@ from . import kernels
 
 __all__ = ["CDResult", "supports", "set_enabled", "cd_step", "uniforms", "keys_from"]
 
-_compiled = None
 _ENABLED = os.environ.get("TOPO_FUSED_CD", "1") != "0"
 
 
@@ -51,6 +50,8 @@ def _build():
     from llvmlite import ir
     from numba import njit, prange, types
     from numba.extending import intrinsic
+
+    from ._counter_rng import uniform
 
     # No 'arcp' (a reciprocal estimate would put σ(0) one ulp below 0.5); numpy's error model lets
     # LLVM vectorise divisions (no ZeroDivisionError branch).
@@ -75,18 +76,6 @@ def _build():
         p = F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(1.0 / 6) + r * (F(1.0 / 24) + r * (
             F(1.0 / 120) + r * (F(1.0 / 720) + r * F(1.0 / 5040)))))))
         return F(1.0) / (F(1.0) + p * _as_float(I32((n + I32(127)) << I32(23))))
-
-    @njit(**inline)
-    def _mix(x):
-        x = U(x ^ (x >> U(16)))
-        x = U(x * U(0x21F0AAAD))
-        x = U(x ^ (x >> U(15)))
-        x = U(x * U(0x735A2D97))
-        return U(x ^ (x >> U(15)))
-
-    @njit(**inline)
-    def uniform(i, k0, k1):
-        return F(_mix(U(_mix(U(i ^ k0)) ^ k1)) >> U(8)) * F(5.9604644775390625e-08)  # 2**-24
 
     @njit(**opts)
     def _uniforms(k0, k1, out):
@@ -241,12 +230,7 @@ def _build():
     return _uniforms, hidden_pass, visible_pass, pack, binary
 
 
-def _kernels():
-    global _compiled
-    if _compiled is None:
-        kernels._kernels()  # numba's thread pool started the way topo.nn.kernels starts it
-        _compiled = _build()
-    return _compiled
+_kernels = kernels.lazily(_build)
 
 
 def set_enabled(flag: bool) -> bool:

@@ -224,6 +224,19 @@ def _kernels():
 _thread_setting = threading.local()  # per calling thread: (torch's count when last set, count used)
 
 
+def lazily(build):
+    """A function that returns ``build()``, run on its first call after topo's numba thread pool has
+    started (:func:`_kernels`); how the other kernel modules compile their kernels once."""
+    built: list = []
+
+    def get():
+        if not built:
+            _kernels()
+            built.append(build())
+        return built[0]
+    return get
+
+
 def _threads(numba) -> int:
     # numba's thread count is per calling thread; set it only when torch's count has changed
     # since this thread last set it (a numba.get_num_threads() call costs ≈ 1 µs of every kernel call).
@@ -262,12 +275,10 @@ def _empty2(dtype) -> np.ndarray:
     return _EMPTY[dtype, 2]
 
 
+@functools.cache
 def _zero(dtype) -> np.generic:
     # The kernels' accumulator start, in the output's dtype (a Python 0.0 would type them float64).
-    return _ZERO[dtype] if dtype in _ZERO else _ZERO.setdefault(dtype, dtype.type(0))
-
-
-_ZERO: dict[np.dtype, np.generic] = {}
+    return dtype.type(0)
 
 
 def _empty(dtype) -> np.ndarray:
